@@ -1,0 +1,51 @@
+# The project's interface: `make serve` and `make test` (see README.md).
+SHELL := /bin/bash
+PYTHON ?= python3
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+export UV_PYTHON_DOWNLOADS := never
+PACKAGES := libs/contracts/src libs/runtime/src libs/cli/src services/gateway/src \
+	services/orchestrator/src services/agent-runner/src tools/fake-provider/src
+
+.PHONY: serve test lint format typecheck unit integration e2e sync clean
+
+$(UV):
+	@echo "installing uv into $(TOOLS)/ (first run only)"
+	@$(PYTHON) -m venv $(TOOLS)
+	@$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv
+
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml $(wildcard */*/pyproject.toml)
+	@$(UV) sync --frozen --all-packages --quiet
+	@touch $@
+
+sync: $(VENV)/.synced
+
+serve: sync ## run the whole stack: API :8080, WebSocket :8766
+	@exec $(VENV)/bin/aragora serve
+
+test: sync lint typecheck ## the whole suite: lint, types, unit, integration, end-to-end
+	@$(VENV)/bin/pytest -q -p no:cacheprovider
+
+lint: sync
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+
+format: sync
+	@$(VENV)/bin/ruff format .
+	@$(VENV)/bin/ruff check --fix .
+
+typecheck: sync
+	@$(VENV)/bin/mypy $(PACKAGES)
+
+unit: sync
+	@$(VENV)/bin/pytest -q tests/unit
+
+integration: sync
+	@$(VENV)/bin/pytest -q tests/integration
+
+e2e: sync
+	@$(VENV)/bin/pytest -q tests/e2e
+
+clean:
+	rm -rf .aragora .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+from aragora.cli.main import main
+
+main()

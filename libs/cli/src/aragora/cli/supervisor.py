@@ -1,0 +1,192 @@
+"""``aragora serve``: the whole stack on one host, each service its own process.
+
+Starts nats-server from the wheel (unless ARAGORA_NATS_URL points at one), then the
+orchestrator, agent-runner(s) and gateway; restarts a service that dies, with backoff;
+on SIGTERM/SIGINT stops them in dependency order (gateway, runners, orchestrator — whose
+relay drains the outbox — then NATS) and leaves no process behind: children also get
+SIGTERM from the kernel if the supervisor itself is killed (PR_SET_PDEATHSIG).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aragora.runtime.natsserver import EmbeddedNats, port_open
+from aragora.runtime.settings import Settings
+
+STOP_TIMEOUT = 25.0
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@dataclass
+class Child:
+    name: str
+    module: str
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    next_start: float = 0.0
+    started_at: float = field(default=0.0)
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", self.module],
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+            # Own process group: a terminal's Ctrl-C reaches only the supervisor, which
+            # then stops the services in order instead of all at once.
+            start_new_session=True,
+        )
+        self.started_at = time.monotonic()
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, env: dict[str, str], runners: int = 1) -> None:
+        self.settings = settings
+        self.env = env
+        self.nats: EmbeddedNats | None = None
+        names = [("orchestrator", "aragora.orchestrator")]
+        names += [
+            (f"agent-runner-{i + 1}" if runners > 1 else "agent-runner", "aragora.agent_runner")
+            for i in range(runners)
+        ]
+        names.append(("gateway", "aragora.gateway"))
+        self.children = [
+            Child(name, module, {**env, "ARAGORA_INSTANCE_ID": name}) for name, module in names
+        ]
+        self._stopping = False
+
+    def _say(self, text: str) -> None:
+        print(f"[aragora] {text}", flush=True)
+
+    def start(self) -> None:
+        s = self.settings
+        for port, what in ((s.api_port, "ARAGORA_API_PORT"), (s.ws_port, "ARAGORA_WS_PORT")):
+            if port_open(s.api_host, port):
+                raise SystemExit(f"port {port} is already in use: stop what holds it or set {what}")
+        if not s.nats_url:
+            self.nats = EmbeddedNats(s.nats_port, s.data_dir / "nats")
+            self.nats.start()
+            self._say(f"nats-server (JetStream) on {self.nats.url}, data in {s.data_dir / 'nats'}")
+            for child in self.children:
+                child.env["ARAGORA_NATS_URL"] = self.nats.url
+        store = "PostgreSQL" if s.uses_postgres else f"SQLite in {s.data_dir}"
+        self._say(f"event store: {store}")
+        for child in self.children:
+            child.start()
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        host = (
+            "127.0.0.1" if self.settings.api_host in ("0.0.0.0", "::") else self.settings.api_host
+        )
+        while time.monotonic() < deadline:
+            if port_open(host, self.settings.api_port) and port_open(host, self.settings.ws_port):
+                api = f"http://localhost:{self.settings.api_port}"
+                self._say(f"ready: API {api}  WebSocket ws://localhost:{self.settings.ws_port}")
+                self._say(f"try:   curl {api}/api/health")
+                self._say('       aragora ask "Should we adopt a 4-day work week?"')
+                self._say("stop:  Ctrl-C")
+                return
+            for child in self.children:
+                if child.process is not None and child.process.poll() is not None:
+                    raise SystemExit(f"{child.name} exited during start-up (see its log above)")
+            time.sleep(0.1)
+        raise SystemExit(f"the gateway did not open port {self.settings.api_port} in {timeout}s")
+
+    def watch(self) -> None:
+        """Restart crashed services (backoff 1 s doubling to 30 s) until asked to stop."""
+        while not self._stopping:
+            now = time.monotonic()
+            for child in self.children:
+                if child.alive() or self._stopping:
+                    continue
+                if child.next_start == 0.0:
+                    code = child.process.returncode if child.process else None
+                    if now - child.started_at > 60:
+                        child.restarts = 0  # it had been healthy for a while
+                    delay = min(2.0**child.restarts, 30.0)
+                    child.next_start = now + delay
+                    self._say(f"{child.name} exited with {code}; restarting in {delay:.0f}s")
+                elif now >= child.next_start:
+                    child.restarts += 1
+                    child.next_start = 0.0
+                    child.start()
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._say("stopping: gateway, agent-runners, orchestrator (drains its outbox), NATS")
+        order = sorted(
+            self.children, key=lambda c: {"gateway": 0, "orchestrator": 2}.get(c.name, 1)
+        )
+        for group in (0, 1, 2):
+            members = [
+                c for c in order if {"gateway": 0, "orchestrator": 2}.get(c.name, 1) == group
+            ]
+            for child in members:
+                if child.alive():
+                    assert child.process is not None
+                    child.process.send_signal(signal.SIGTERM)
+            for child in members:
+                if child.process is None:
+                    continue
+                try:
+                    child.process.wait(STOP_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    self._say(f"{child.name} did not stop in {STOP_TIMEOUT:.0f}s; killing it")
+                    child.process.kill()
+                    child.process.wait()
+        if self.nats is not None:
+            self.nats.stop()
+        self._say("stopped")
+
+
+def serve(settings: Settings, runners: int = 1) -> int:
+    env = dict(os.environ)
+    env.update(
+        {
+            "ARAGORA_DATA_DIR": str(Path(settings.data_dir).resolve()),
+            "ARAGORA_API_PORT": str(settings.api_port),
+            "ARAGORA_WS_PORT": str(settings.ws_port),
+            "ARAGORA_API_HOST": settings.api_host,
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    supervisor = Supervisor(settings, env, runners=runners)
+
+    def on_signal(signum: int, frame: object) -> None:
+        # Later signals are ignored: the first one already started the orderly stop.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        supervisor.start()
+        supervisor.watch()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        supervisor.stop()
+    return 0

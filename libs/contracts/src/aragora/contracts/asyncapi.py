@@ -1,0 +1,107 @@
+"""AsyncAPI 3.0 document and JSON Schemas generated from the message types.
+
+The gateway serves the document at ``/api/asyncapi.json``; ``docs/`` shows how a system
+outside the project subscribes. Generated, never hand-written, so it cannot drift.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from aragora.contracts.messages import (
+    AGENT_EVENT_TYPES,
+    COMMAND_TYPES,
+    DEBATE_EVENT_TYPES,
+    RunTurn,
+    StartDebate,
+    tag_of,
+)
+from aragora.contracts.subjects import PREFIX, RUN_TURN, START_DEBATE
+
+SCHEMA_VERSION = "1"
+_ALL = (*DEBATE_EVENT_TYPES, *COMMAND_TYPES, *AGENT_EVENT_TYPES)
+
+
+def _message_name(message_type: type[msgspec.Struct]) -> str:
+    return tag_of(message_type).replace(".", "_")
+
+
+def json_schemas() -> dict[str, Any]:
+    """JSON Schema (draft 2020-12 components) for every message, keyed by class name."""
+    _, components = msgspec.json.schema_components(_ALL, ref_template="#/components/schemas/{name}")
+    return components
+
+
+def _channel(address: str, description: str, types: tuple[type[msgspec.Struct], ...]) -> Any:
+    return {
+        "address": address,
+        "description": description,
+        "messages": {
+            _message_name(t): {"$ref": f"#/components/messages/{_message_name(t)}"} for t in types
+        },
+    }
+
+
+def asyncapi_document(version: str) -> dict[str, Any]:
+    schemas = json_schemas()
+    messages = {
+        _message_name(t): {
+            "name": tag_of(t),
+            "title": t.__name__,
+            "summary": (t.__doc__ or "").strip().splitlines()[0] if t.__doc__ else tag_of(t),
+            "contentType": "application/json",
+            "headers": {
+                "type": "object",
+                "properties": {"Nats-Msg-Id": {"type": "string", "description": "equals event_id"}},
+            },
+            "payload": {"$ref": f"#/components/schemas/{t.__name__}"},
+        }
+        for t in _ALL
+    }
+    debate_events = {
+        tag_of(t).split(".", 1)[1]: _channel(
+            f"{PREFIX}.evt.debate.{{debate_id}}.{tag_of(t).split('.', 1)[1]}",
+            f"Debate event `{tag_of(t)}`; per-debate `seq` is contiguous from 1.",
+            (t,),
+        )
+        for t in DEBATE_EVENT_TYPES
+    }
+    agent_events = {
+        "agent_" + tag_of(t).split(".", 1)[1]: _channel(
+            f"{PREFIX}.evt.agent.{{debate_id}}.{tag_of(t).split('.', 1)[1]}",
+            f"Agent-runner result `{tag_of(t)}`.",
+            (t,),
+        )
+        for t in AGENT_EVENT_TYPES
+    }
+    channels: dict[str, Any] = {
+        **debate_events,
+        **agent_events,
+        "start_debate": _channel(START_DEBATE, "Start a debate (work queue).", (StartDebate,)),
+        "run_turn": _channel(RUN_TURN, "Run one agent turn (work queue).", (RunTurn,)),
+    }
+    for name, channel in channels.items():
+        if "{debate_id}" in channel["address"]:
+            channel["parameters"] = {"debate_id": {"description": "Debate UUID"}}
+        channel.setdefault("title", name)
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "Aragora bus",
+            "version": version,
+            "description": (
+                "Subjects, streams and messages of Aragora. Messages are JSON; `type` is the "
+                f"stable tag. Contracts schema version {SCHEMA_VERSION}. Subscribe to "
+                f"`{PREFIX}.evt.debate.>` on stream ARAGORA_EVENTS to follow every debate."
+            ),
+        },
+        "defaultContentType": "application/json",
+        "channels": channels,
+        "operations": {
+            f"receive_{name}": {"action": "receive", "channel": {"$ref": f"#/channels/{name}"}}
+            for name in channels
+        },
+        "components": {"messages": messages, "schemas": schemas},
+    }

@@ -1,0 +1,86 @@
+"""Subjects and JetStream streams: the public address space of Aragora.
+
+Facts: ``aragora.evt.<context>.<id>.<event>``; commands: ``aragora.cmd.<context>.<verb>``;
+request/reply: ``aragora.rpc.<service>.<verb>``. Other systems subscribe with wildcards such
+as ``aragora.evt.debate.>``, so these names are public API and change only additively.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from aragora.contracts.messages import (
+    AgentEvent,
+    Command,
+    DebateEvent,
+    RunTurn,
+    StartDebate,
+    tag_of,
+)
+
+PREFIX = "aragora"
+DEBATE_EVENTS = f"{PREFIX}.evt.debate.>"
+AGENT_EVENTS = f"{PREFIX}.evt.agent.>"
+DEAD_LETTERS = f"{PREFIX}.evt.deadletter.>"
+START_DEBATE = f"{PREFIX}.cmd.debate.start"
+RUN_TURN = f"{PREFIX}.cmd.agent.run_turn"
+DEBATE_COMMANDS = f"{PREFIX}.cmd.debate.>"
+AGENT_COMMANDS = f"{PREFIX}.cmd.agent.>"
+
+
+def _event_name(message: msgspec.Struct) -> str:
+    # "debate.round_started" -> "round_started"
+    return tag_of(type(message)).split(".", 1)[1]
+
+
+def debate_event_subject(event: DebateEvent) -> str:
+    """``aragora.evt.debate.<debate_id>.<event>``."""
+    return f"{PREFIX}.evt.debate.{event.debate_id}.{_event_name(event)}"
+
+
+def agent_event_subject(event: AgentEvent) -> str:
+    """``aragora.evt.agent.<debate_id>.<event>``."""
+    return f"{PREFIX}.evt.agent.{event.debate_id}.{_event_name(event)}"
+
+
+def command_subject(command: Command) -> str:
+    if isinstance(command, StartDebate):
+        return START_DEBATE
+    if isinstance(command, RunTurn):
+        return RUN_TURN
+    raise TypeError(f"no subject for {type(command).__name__}")
+
+
+def dead_letter_subject(consumer: str) -> str:
+    return f"{PREFIX}.evt.deadletter.{consumer}"
+
+
+class StreamSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """A JetStream stream definition, applied by ``aragora.runtime.bus``."""
+
+    name: str
+    subjects: list[str]
+    retention: Literal["limits", "workqueue"]
+    duplicate_window_seconds: float
+    description: str
+
+
+EVENTS_STREAM = StreamSpec(
+    name="ARAGORA_EVENTS",
+    subjects=[f"{PREFIX}.evt.>"],
+    retention="limits",
+    # Must outlast the outbox relay's worst restart: a relay that re-publishes after a
+    # crash is deduplicated by Nats-Msg-Id only inside this window.
+    duplicate_window_seconds=600.0,
+    description="Every fact: debate events (from the outbox relay) and agent turn results.",
+)
+COMMANDS_STREAM = StreamSpec(
+    name="ARAGORA_COMMANDS",
+    subjects=[f"{PREFIX}.cmd.>"],
+    retention="workqueue",
+    duplicate_window_seconds=600.0,
+    description="Commands; each is removed once its one consumer acks it.",
+)
+STREAMS: tuple[StreamSpec, ...] = (EVENTS_STREAM, COMMANDS_STREAM)

@@ -1,0 +1,95 @@
+"""The agent registry: which agent names exist and which provider serves each.
+
+The gateway validates requested names against it; agent-runners build providers from it.
+Sources, later ones overriding earlier: the built-in demo agents (`demo-1` … `demo-5`,
+always present, offline), the built-in `openai` agent when OPENAI_BASE_URL or
+OPENAI_API_KEY is set, then the TOML file named by ARAGORA_AGENTS_FILE.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from aragora.runtime.settings import Settings, SettingsError
+
+ProviderKind = Literal["demo", "openai-compatible"]
+DEMO_AGENT_COUNT = 5
+
+
+class AgentSpec(msgspec.Struct, frozen=True, kw_only=True):
+    """One named agent. ``api_key_env`` names the env var holding its key (never the key)."""
+
+    name: str
+    provider: ProviderKind
+    model: str = ""
+    base_url: str = ""
+    api_key_env: str = ""
+    persona: str = ""
+
+
+class _AgentsFile(msgspec.Struct, kw_only=True):
+    agents: list[AgentSpec] = []
+    default: list[str] = []
+
+
+class AgentRegistry(msgspec.Struct, frozen=True, kw_only=True):
+    agents: dict[str, AgentSpec]
+    default_agents: list[str]
+
+    @property
+    def mode(self) -> Literal["demo", "providers"]:
+        """``demo`` when no real provider is configured: the API says so to users."""
+        real = [a for a in self.agents.values() if a.provider != "demo"]
+        return "providers" if real else "demo"
+
+    def get(self, name: str) -> AgentSpec | None:
+        return self.agents.get(name)
+
+    def unknown(self, names: list[str]) -> list[str]:
+        return [n for n in names if n not in self.agents]
+
+
+def demo_agents() -> list[AgentSpec]:
+    return [
+        AgentSpec(name=f"demo-{i}", provider="demo", model="demo-deterministic")
+        for i in range(1, DEMO_AGENT_COUNT + 1)
+    ]
+
+
+def load_registry(settings: Settings) -> AgentRegistry:
+    agents = {a.name: a for a in demo_agents()}
+    default = ["demo-1", "demo-2", "demo-3"]
+    if settings.openai_base_url or settings.openai_api_key:
+        agents["openai"] = AgentSpec(
+            name="openai",
+            provider="openai-compatible",
+            model=settings.openai_model,
+            base_url=settings.openai_base_url or "https://api.openai.com/v1",
+            api_key_env="OPENAI_API_KEY",
+        )
+    if settings.agents_file:
+        path = Path(settings.agents_file)
+        try:
+            parsed = msgspec.convert(tomllib.loads(path.read_text()), _AgentsFile)
+        except (OSError, tomllib.TOMLDecodeError, msgspec.ValidationError) as exc:
+            raise SettingsError(f"ARAGORA_AGENTS_FILE={path}: {exc}") from None
+        names = [a.name for a in parsed.agents]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            # The reference system silently collapsed duplicates into one agent; refuse.
+            raise SettingsError(f"ARAGORA_AGENTS_FILE={path}: duplicate agents {duplicates}")
+        agents.update({a.name: a for a in parsed.agents})
+        if parsed.default:
+            default = parsed.default
+    real = [n for n, a in agents.items() if a.provider != "demo"]
+    if real and not (settings.agents_file and default != ["demo-1", "demo-2", "demo-3"]):
+        # With real providers configured, debates default to them (at least two agents).
+        default = real if len(real) >= 2 else [*real, "demo-1"]
+    missing = [n for n in default if n not in agents]
+    if missing:
+        raise SettingsError(f"default agents {missing} are not declared")
+    return AgentRegistry(agents=agents, default_agents=default)

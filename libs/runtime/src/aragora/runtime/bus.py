@@ -1,0 +1,326 @@
+"""The NATS JetStream adapter shared by every service: connect, streams, publish, consume.
+
+Consumers are durable pull consumers driven by :class:`Consumer`. The handler decides the
+fate of each message by what it does:
+
+* returns normally: the effect is durable, the message is acked;
+* raises :class:`Transient` (or any unexpected exception): nak with backoff, redelivered;
+* raises :class:`Poison`: the message goes to the dead-letter subject and is terminated;
+* after ``max_deliver`` attempts a message is dead-lettered instead of retried forever.
+
+A long handler keeps its message with ``in_progress`` so ``ack_wait`` can stay short.
+After a server restart pull subscriptions can go quiet (nats.py#504): the consumer
+re-creates its subscription on every reconnect and whenever fetches fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import (
+    ConsumerConfig,
+    DeliverPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+
+from aragora.contracts.subjects import STREAMS, StreamSpec, dead_letter_subject
+
+log = logging.getLogger("aragora.bus")
+
+Handler = Callable[[Msg], Awaitable[None]]
+
+
+class Transient(Exception):
+    """The effect could not be made durable now; redeliver later."""
+
+
+class Poison(Exception):
+    """The message can never be handled; dead-letter it with this reason."""
+
+
+class DeadLetter(msgspec.Struct, frozen=True, kw_only=True, tag="system.dead_letter"):
+    consumer: str
+    subject: str
+    stream_seq: int
+    deliveries: int
+    reason: str
+    payload: str
+
+
+@dataclass
+class Connection:
+    """A NATS connection plus the hooks consumers use to re-subscribe after reconnects."""
+
+    nc: NATS
+    js: JetStreamContext
+    reconnected: list[asyncio.Event] = field(default_factory=list)
+
+    async def close(self) -> None:
+        if not self.nc.is_closed:
+            with contextlib.suppress(Exception):
+                await self.nc.drain()
+
+
+async def connect(servers: list[str], name: str, *, connect_timeout: float = 30.0) -> Connection:
+    """Connect (retrying until ``connect_timeout``), then reconnect forever."""
+    holder: list[Connection] = []
+
+    async def on_reconnect() -> None:
+        log.warning("nats reconnected", extra={"servers": ",".join(servers)})
+        for event in holder[0].reconnected if holder else []:
+            event.set()
+
+    async def on_disconnect() -> None:
+        closing = bool(holder) and (holder[0].nc.is_draining or holder[0].nc.is_closed)
+        log.log(logging.INFO if closing else logging.WARNING, "nats disconnected")
+
+    async def on_error(exc: Exception) -> None:
+        log.debug("nats error: %s", exc)
+
+    deadline = asyncio.get_running_loop().time() + connect_timeout
+    while True:
+        try:
+            nc = await nats.connect(
+                servers=servers,
+                name=name,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.5,
+                connect_timeout=2,
+                reconnected_cb=on_reconnect,
+                disconnected_cb=on_disconnect,
+                error_cb=on_error,
+            )
+            break
+        except (nats.errors.NoServersError, OSError, TimeoutError):
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.25)
+    conn = Connection(nc=nc, js=nc.jetstream())
+    holder.append(conn)
+    return conn
+
+
+def _stream_config(spec: StreamSpec) -> StreamConfig:
+    return StreamConfig(
+        name=spec.name,
+        description=spec.description,
+        subjects=spec.subjects,
+        retention=RetentionPolicy.WORK_QUEUE
+        if spec.retention == "workqueue"
+        else RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        duplicate_window=spec.duplicate_window_seconds,
+    )
+
+
+async def ensure_streams(js: JetStreamContext, specs: tuple[StreamSpec, ...] = STREAMS) -> None:
+    """Create the streams, or update them to the current definition (idempotent)."""
+    for spec in specs:
+        config = _stream_config(spec)
+        try:
+            await js.add_stream(config)
+        except nats.js.errors.BadRequestError:
+            await js.update_stream(config)
+
+
+async def publish(
+    js: JetStreamContext,
+    subject: str,
+    payload: bytes,
+    msg_id: str,
+    headers: dict[str, str] | None = None,
+    timeout: float = 5.0,
+) -> int:
+    """Publish and wait for the stream's ack; duplicates (same msg id) are no-ops."""
+    all_headers = {"Nats-Msg-Id": msg_id, **(headers or {})}
+    ack = await js.publish(subject, payload, headers=all_headers, timeout=timeout)
+    seq: int = ack.seq
+    return seq
+
+
+@dataclass
+class ConsumerSpec:
+    stream: str
+    durable: str
+    filter_subject: str
+    ack_wait: float = 30.0
+    max_deliver: int = 10
+    concurrency: int = 1
+    max_ack_pending: int = 10_000
+    deliver_policy: DeliverPolicy = DeliverPolicy.ALL
+
+
+class Consumer:
+    """Runs a handler over a durable pull consumer until :meth:`stop`."""
+
+    def __init__(self, conn: Connection, spec: ConsumerSpec, handler: Handler) -> None:
+        self.conn = conn
+        self.spec = spec
+        self.handler = handler
+        self._stopping = asyncio.Event()
+        self._reconnected = asyncio.Event()
+        self._slots = asyncio.Semaphore(spec.concurrency)
+        self._inflight: set[asyncio.Task[None]] = set()
+        conn.reconnected.append(self._reconnected)
+        self.handled = 0
+
+    def _config(self) -> ConsumerConfig:
+        s = self.spec
+        return ConsumerConfig(
+            durable_name=s.durable,
+            filter_subject=s.filter_subject,
+            ack_wait=s.ack_wait,
+            max_deliver=s.max_deliver + 1,  # the last delivery is dead-lettered by us
+            max_ack_pending=s.max_ack_pending,
+            deliver_policy=s.deliver_policy,
+        )
+
+    async def run(self) -> None:
+        backoff = 0.1
+        while not self._stopping.is_set():
+            try:
+                sub = await self.conn.js.pull_subscribe(
+                    self.spec.filter_subject,
+                    durable=self.spec.durable,
+                    stream=self.spec.stream,
+                    config=self._config(),
+                )
+                self._reconnected.clear()
+                backoff = 0.1
+                await self._fetch_loop(sub)
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self._stopping.is_set():
+                    break
+                log.warning(
+                    "consumer %s: %s; re-subscribing in %.1fs",
+                    self.spec.durable,
+                    type(exc).__name__,
+                    backoff,
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+        await self._drain_inflight()
+
+    async def _fetch_loop(self, sub: JetStreamContext.PullSubscription) -> None:
+        while not self._stopping.is_set() and not self._reconnected.is_set():
+            await self._slots.acquire()
+            free = 1
+            while free < self.spec.concurrency and not self._slots.locked():
+                await self._slots.acquire()
+                free += 1
+            try:
+                msgs = await sub.fetch(free, timeout=1.0)
+            except nats.errors.TimeoutError:
+                msgs = []
+            except BaseException:
+                for _ in range(free):
+                    self._slots.release()
+                raise
+            for _ in range(free - len(msgs)):
+                self._slots.release()
+            for msg in msgs:
+                task = asyncio.create_task(self._handle(msg))
+                self._inflight.add(task)
+                task.add_done_callback(self._inflight.discard)
+
+    async def _handle(self, msg: Msg) -> None:
+        try:
+            await self._handle_one(msg)
+        finally:
+            self._slots.release()
+
+    async def _handle_one(self, msg: Msg) -> None:
+        deliveries = msg.metadata.num_delivered
+        if deliveries > self.spec.max_deliver:
+            await self._dead_letter(msg, f"gave up after {deliveries - 1} deliveries")
+            return
+        keepalive = asyncio.create_task(self._keep_in_progress(msg))
+        try:
+            await self.handler(msg)
+        except Poison as exc:
+            await self._dead_letter(msg, str(exc))
+            return
+        except Exception as exc:
+            delay = min(0.2 * 2 ** (deliveries - 1), 10.0)
+            level = logging.INFO if isinstance(exc, Transient) else logging.WARNING
+            log.log(
+                level,
+                "consumer %s: redelivering %s in %.1fs: %s",
+                self.spec.durable,
+                msg.subject,
+                delay,
+                exc,
+                exc_info=not isinstance(exc, Transient),
+            )
+            with contextlib.suppress(Exception):
+                await msg.nak(delay=delay)
+            return
+        finally:
+            keepalive.cancel()
+        try:
+            await msg.ack()
+            self.handled += 1
+        except Exception as exc:  # effect is durable and idempotent: a redelivery is harmless
+            log.info("consumer %s: ack failed (%s); will be redelivered", self.spec.durable, exc)
+
+    async def _keep_in_progress(self, msg: Msg) -> None:
+        interval = max(self.spec.ack_wait / 3, 0.5)
+        while True:
+            await asyncio.sleep(interval)
+            with contextlib.suppress(Exception):
+                await msg.in_progress()
+
+    async def _dead_letter(self, msg: Msg, reason: str) -> None:
+        meta = msg.metadata
+        letter = DeadLetter(
+            consumer=self.spec.durable,
+            subject=msg.subject,
+            stream_seq=meta.sequence.stream,
+            deliveries=meta.num_delivered,
+            reason=reason[:2000],
+            payload=msg.data.decode("utf-8", "replace")[:65536],
+        )
+        log.error("consumer %s: dead-lettering %s: %s", self.spec.durable, msg.subject, reason)
+        try:
+            await publish(
+                self.conn.js,
+                dead_letter_subject(self.spec.durable),
+                msgspec.json.encode(letter),
+                msg_id=f"dlq:{self.spec.durable}:{meta.sequence.stream}",
+            )
+            await msg.term()
+        except Exception as exc:
+            log.warning("dead-letter publish failed (%s); message will be redelivered", exc)
+
+    async def _drain_inflight(self) -> None:
+        if self._inflight:
+            await asyncio.gather(*self._inflight, return_exceptions=True)
+
+    async def stop(self) -> None:
+        """Stop fetching; in-flight messages finish (and are acked) before this returns."""
+        self._stopping.set()
+        await self._drain_inflight()
+
+
+def header(msg: Msg, name: str) -> str | None:
+    headers: dict[str, Any] = msg.headers or {}
+    value = headers.get(name)
+    return str(value) if value is not None else None

@@ -1,0 +1,51 @@
+"""Wiring of the agent-runner process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import httpx
+
+from aragora.agent_runner.service import TurnRunner
+from aragora.contracts import subjects
+from aragora.contracts.subjects import COMMANDS_STREAM
+from aragora.runtime import bus
+from aragora.runtime.agents import load_registry
+from aragora.runtime.settings import Settings
+
+log = logging.getLogger("aragora.agent_runner")
+
+
+async def run(settings: Settings, stop: asyncio.Event) -> None:
+    registry = load_registry(settings)
+    conn = await bus.connect(settings.nats_servers, name="aragora-agent-runner")
+    await bus.ensure_streams(conn.js)
+    async with httpx.AsyncClient(timeout=httpx.Timeout(None, connect=10.0)) as http:
+        runner = TurnRunner(registry, settings, conn.js, http)
+        consumer = bus.Consumer(
+            conn,
+            bus.ConsumerSpec(
+                stream=COMMANDS_STREAM.name,
+                durable="agent-runner",
+                filter_subject=subjects.AGENT_COMMANDS,
+                # The runner reports its own timeouts; ack_wait only bounds a dead runner.
+                ack_wait=30.0,
+                max_deliver=5,
+                concurrency=settings.agent_concurrency,
+            ),
+            runner.handle,
+        )
+        task = asyncio.create_task(consumer.run(), name="run-turns")
+        log.info(
+            "agent-runner ready",
+            extra={"agents": ",".join(sorted(registry.agents)), "mode": registry.mode},
+        )
+        await stop.wait()
+        log.info("agent-runner stopping: finishing in-flight turns")
+        await consumer.stop()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(task, timeout=10)
+        await runner.aclose()
+    await conn.close()

@@ -1,0 +1,50 @@
+"""LLM provider adapters of the agent-runner, and the factory choosing one per agent."""
+
+from __future__ import annotations
+
+import os
+
+import httpx
+
+from aragora.agent_runner.providers.base import LLMProvider, ProviderError, TurnOutput
+from aragora.agent_runner.providers.demo import DemoProvider
+from aragora.agent_runner.providers.openai_compat import OpenAICompatibleProvider
+from aragora.runtime.agents import AgentSpec
+from aragora.runtime.settings import Settings
+
+__all__ = [
+    "DemoProvider",
+    "LLMProvider",
+    "OpenAICompatibleProvider",
+    "ProviderError",
+    "TurnOutput",
+    "build_provider",
+]
+
+DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
+
+
+def _api_key(spec: AgentSpec, settings: Settings) -> str:
+    """The agent's key, read now from the env var its spec names (never stored in specs)."""
+    if not spec.api_key_env:
+        return ""
+    key = os.environ.get(spec.api_key_env, "")
+    if not key and spec.api_key_env == "OPENAI_API_KEY":
+        # Settings may carry the key when it was passed as an override rather than env.
+        key = settings.openai_api_key
+    return key
+
+
+def build_provider(spec: AgentSpec, settings: Settings, http: httpx.AsyncClient) -> LLMProvider:
+    """The provider serving ``spec``; ``http`` is shared and stays owned by the caller."""
+    if spec.provider == "demo":
+        return DemoProvider(spec, settings)
+    if spec.provider == "openai-compatible":
+        return OpenAICompatibleProvider(
+            http=http,
+            base_url=spec.base_url or settings.openai_base_url or DEFAULT_OPENAI_BASE_URL,
+            model=spec.model or settings.openai_model,
+            api_key=_api_key(spec, settings),
+            persona=spec.persona,
+        )
+    raise ValueError(f"agent {spec.name!r}: unknown provider kind {spec.provider!r}")

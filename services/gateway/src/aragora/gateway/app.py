@@ -1,0 +1,181 @@
+"""The gateway's app factory and process wiring (Litestar under uvicorn, two ports)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import uvicorn
+from litestar import Litestar, Request, Response
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from aragora.contracts import subjects
+from aragora.contracts.subjects import EVENTS_STREAM
+from aragora.gateway import debates, system, ws
+from aragora.gateway.deps import Deps
+from aragora.gateway.live import LiveHub
+from aragora.gateway.projector import Projector
+from aragora.gateway.readmodel import ReadModel
+from aragora.runtime import bus
+from aragora.runtime.agents import load_registry
+from aragora.runtime.logs import correlation_id_var
+from aragora.runtime.settings import Settings
+
+log = logging.getLogger("aragora.gateway")
+
+
+class CorrelationMiddleware(ASGIMiddleware):
+    """Takes X-Correlation-ID from the request (or makes one) and returns it."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        incoming = dict(scope.get("headers", [])).get(b"x-correlation-id", b"").decode()
+        valid = incoming and len(incoming) <= 128 and incoming.isprintable()
+        correlation_id = incoming if valid else f"corr-{uuid.uuid4().hex[:12]}"
+        token = correlation_id_var.set(correlation_id)
+
+        async def send_with_header(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((b"x-correlation-id", correlation_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await next_app(scope, receive, send_with_header)
+        finally:
+            correlation_id_var.reset(token)
+
+
+def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    # One place maps unexpected errors to HTTP; details go to the log, never the client.
+    log.exception("unhandled error", extra={"path": request.url.path})
+    return Response(
+        {
+            "status_code": 500,
+            "detail": "internal error",
+            "correlation_id": correlation_id_var.get(),
+        },
+        status_code=500,
+    )
+
+
+def create_app(deps: Deps, *, own_lifecycle: bool = True) -> Litestar:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        if not own_lifecycle:
+            yield
+            return
+        async with running(deps):
+            yield
+
+    return Litestar(
+        route_handlers=[
+            debates.DebateController,
+            ws.debate_stream,
+            ws.firehose,
+            system.health,
+            system.liveness,
+            system.readiness,
+            system.agents,
+            system.asyncapi,
+            system.schemas,
+            system.prometheus_metrics,
+        ],
+        state=State({"deps": deps}),
+        lifespan=[lifespan],
+        middleware=[CorrelationMiddleware()],
+        exception_handlers={Exception: _internal_error, HTTPException: _http_error},
+        debug=False,
+        logging_config=None,  # the process's JSON logging stays in charge
+    )
+
+
+def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+    body: dict[str, Any] = {"status_code": exc.status_code, "detail": exc.detail}
+    if exc.extra:
+        body["extra"] = exc.extra
+    return Response(body, status_code=exc.status_code, headers=exc.headers)
+
+
+@contextlib.asynccontextmanager
+async def running(deps: Deps) -> AsyncIterator[None]:
+    """Open the read model and the bus, and project events while the block runs."""
+    await deps.readmodel.open()
+    deps.bus = await bus.connect(deps.settings.nats_servers, name="aragora-gateway")
+    await bus.ensure_streams(deps.bus.js)
+    projector = Projector(deps.readmodel, deps.hub)
+    consumer = bus.Consumer(
+        deps.bus,
+        bus.ConsumerSpec(
+            stream=EVENTS_STREAM.name,
+            durable="gateway-projection",
+            filter_subject=subjects.DEBATE_EVENTS,
+            concurrency=1,  # ordered: the read model applies each debate's events in seq order
+        ),
+        projector.handle,
+    )
+    task = asyncio.create_task(consumer.run(), name="projection")
+    try:
+        yield
+    finally:
+        await consumer.stop()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(task, 5)
+        await deps.bus.close()
+        await deps.readmodel.close()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the process owns SIGTERM/SIGINT."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def run(settings: Settings, stop: asyncio.Event) -> None:
+    deps = Deps(
+        settings=settings,
+        registry=load_registry(settings),
+        readmodel=ReadModel(settings),
+        hub=LiveHub(),
+    )
+    app = create_app(deps, own_lifecycle=False)
+    servers = [
+        _Server(
+            uvicorn.Config(
+                app,
+                host=settings.api_host,
+                port=port,
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+                ws_max_size=65536,
+            )
+        )
+        for port in dict.fromkeys((settings.api_port, settings.ws_port))
+    ]
+    async with running(deps):
+        tasks = [asyncio.create_task(s.serve()) for s in servers]
+        log.info(
+            "gateway ready",
+            extra={
+                "api": f"http://{settings.api_host}:{settings.api_port}",
+                "ws_port": settings.ws_port,
+            },
+        )
+        stopped = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait([stopped, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        for server in servers:
+            server.should_exit = True
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for t in done:
+            if t is not stopped and t.exception() is not None:
+                raise SystemExit(f"gateway: server failed: {t.exception()}")

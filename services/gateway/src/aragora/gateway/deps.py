@@ -1,0 +1,22 @@
+"""What the gateway's handlers need, built once in the app's lifespan."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from aragora.gateway.live import LiveHub
+from aragora.gateway.readmodel import ReadModel
+from aragora.runtime.agents import AgentRegistry
+from aragora.runtime.bus import Connection
+from aragora.runtime.settings import Settings
+
+
+@dataclass
+class Deps:
+    settings: Settings
+    registry: AgentRegistry
+    readmodel: ReadModel
+    hub: LiveHub
+    bus: Connection | None = None
+    started: float = field(default_factory=time.monotonic)

@@ -1,0 +1,142 @@
+"""Read-model fold: debate events -> the JSON view served by ``GET /api/debates/{id}``.
+
+Pure functions; the projector applies them inside one database transaction per event.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aragora.contracts.messages import (
+    DebateCompleted,
+    DebateCreated,
+    DebateEvent,
+    DebateFailed,
+    PhaseStarted,
+    RoundStarted,
+    TurnCompleted,
+    TurnFailed,
+)
+
+View = dict[str, Any]
+RUNNING = "running"
+
+
+def initial_view(
+    debate_id: str, topic: str, agents: list[str], rounds: int, created_at: str
+) -> View:
+    return {
+        "id": debate_id,
+        "topic": topic,
+        "status": RUNNING,
+        "agents": agents,
+        "rounds": rounds,
+        "consensus_mode": None,
+        "created_at": created_at,
+        "completed_at": None,
+        "current_round": 0,
+        "current_phase": None,
+        "turns": [],
+        "votes": [],
+        "consensus": None,
+        "error": None,
+        "last_seq": 0,
+    }
+
+
+def apply(view: View | None, event: DebateEvent) -> View:
+    """Fold one event into the view (a new dict; the input is not changed)."""
+    if isinstance(event, DebateCreated):
+        base = view or initial_view(
+            event.debate_id, event.topic, event.agents, event.rounds, _ts(event)
+        )
+        view = {
+            **base,
+            "topic": event.topic,
+            "agents": event.agents,
+            "rounds": event.rounds,
+            "consensus_mode": event.consensus,
+            "threshold": event.threshold,
+            "created_at": _ts(event),
+        }
+    elif view is None:
+        raise ValueError(f"{type(event).__name__} before debate.created")
+    else:
+        view = {**view}
+    if isinstance(event, RoundStarted):
+        view["current_round"] = event.round
+    elif isinstance(event, PhaseStarted):
+        view["current_phase"] = event.phase
+        view["turns"] = [
+            *view["turns"],
+            *(
+                {
+                    "turn_id": t.turn_id,
+                    "round": event.round,
+                    "phase": event.phase,
+                    "agent": t.agent,
+                    "stance": t.stance,
+                    "status": "pending",
+                }
+                for t in event.turns
+            ),
+        ]
+    elif isinstance(event, TurnCompleted | TurnFailed):
+        view["turns"] = [_resolve(t, event) for t in view["turns"]]
+        if isinstance(event, TurnCompleted) and event.vote is not None:
+            vote = event.vote
+            view["votes"] = [
+                *view["votes"],
+                {
+                    "agent": event.agent,
+                    "choice": vote.choice,
+                    "confidence": vote.confidence,
+                    "reasoning": vote.reasoning,
+                },
+            ]
+    elif isinstance(event, DebateCompleted):
+        c = event.consensus
+        view["status"] = event.status
+        view["completed_at"] = _ts(event)
+        view["consensus"] = {
+            "reached": c.reached,
+            "agreement_ratio": c.agreement_ratio,
+            "confidence": c.confidence,
+            "threshold": c.threshold,
+            "winner": c.winner,
+            "answer": c.answer,
+            "supporters": c.supporters,
+            "dissenters": c.dissenters,
+        }
+    elif isinstance(event, DebateFailed):
+        view["status"] = event.status
+        view["completed_at"] = _ts(event)
+        view["error"] = event.reason
+    view["last_seq"] = event.seq
+    return view
+
+
+def _resolve(turn: dict[str, Any], event: TurnCompleted | TurnFailed) -> dict[str, Any]:
+    if turn["turn_id"] != event.turn_id:
+        return turn
+    if isinstance(event, TurnCompleted):
+        return {
+            **turn,
+            "status": "completed",
+            "content": event.content,
+            "latency_ms": event.latency_ms,
+            "model": event.model,
+        }
+    return {**turn, "status": "failed", "reason": event.reason, "detail": event.detail}
+
+
+def _ts(event: DebateEvent) -> str:
+    return event.occurred_at.isoformat()
+
+
+def is_terminal(event: DebateEvent) -> bool:
+    return isinstance(event, DebateCompleted | DebateFailed)
+
+
+def is_terminal_type(tag: str) -> bool:
+    return tag in ("debate.completed", "debate.failed")

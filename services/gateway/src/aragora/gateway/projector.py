@@ -1,0 +1,46 @@
+"""Projects debate events from JetStream into the read model, then to live clients."""
+
+from __future__ import annotations
+
+import logging
+
+from nats.aio.msg import Msg
+
+from aragora.contracts import codec
+from aragora.gateway import metrics
+from aragora.gateway.live import LiveEvent, LiveHub
+from aragora.gateway.projection import is_terminal
+from aragora.gateway.readmodel import Applied, ReadModel
+from aragora.runtime.bus import Poison, Transient
+
+log = logging.getLogger("aragora.gateway.projector")
+
+
+class Projector:
+    def __init__(self, readmodel: ReadModel, hub: LiveHub) -> None:
+        self.readmodel = readmodel
+        self.hub = hub
+
+    async def handle(self, msg: Msg) -> None:
+        try:
+            event = codec.decode_debate_event(msg.data)
+        except codec.DecodeError as exc:
+            raise Poison(f"undecodable debate event: {exc}") from None
+        outcome, view = await self.readmodel.apply(event)
+        if outcome is Applied.GAP:
+            raise Transient(
+                f"debate {event.debate_id}: seq {event.seq} arrived before its predecessor"
+            )
+        if outcome is Applied.DUPLICATE:
+            return
+        terminal = is_terminal(event)
+        if terminal and view is not None:
+            metrics.record_outcome(view)
+        self.hub.publish(
+            LiveEvent(
+                debate_id=event.debate_id,
+                seq=event.seq,
+                body=msg.data.decode(),
+                terminal=terminal,
+            )
+        )

@@ -1,0 +1,118 @@
+"""Health, agents, metrics and the published bus contract."""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import time
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from litestar import MediaType, Response, get
+from litestar.datastructures import State
+
+from aragora.contracts.asyncapi import asyncapi_document, json_schemas
+from aragora.gateway import metrics
+from aragora.gateway.debates import deps_of
+
+CHECK_TIMEOUT = 2.0
+
+
+def app_version() -> str:
+    try:
+        return version("aragora-gateway")
+    except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "0.0.0"
+
+
+async def _timed(check: Any) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        await asyncio.wait_for(check(), CHECK_TIMEOUT)
+    except Exception as exc:
+        return {"status": "error", "error": type(exc).__name__}
+    return {"status": "ok", "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+
+
+@get("/api/health")
+async def health(state: State) -> Response[dict[str, Any]]:
+    deps = deps_of(state)
+
+    async def nats_check() -> None:
+        if deps.bus is None or not deps.bus.nc.is_connected:
+            raise ConnectionError("not connected")
+        await deps.bus.nc.flush(timeout=int(CHECK_TIMEOUT))
+
+    database, nats = await asyncio.gather(_timed(deps.readmodel.ping), _timed(nats_check))
+    try:
+        active: int | None = await deps.readmodel.count_running()
+    except Exception:
+        active = None
+    failing = [name for name, c in (("database", database), ("nats", nats)) if c["status"] != "ok"]
+    status = "healthy" if not failing else ("unhealthy" if len(failing) == 2 else "degraded")
+    body = {
+        "status": status,
+        "version": app_version(),
+        "uptime_seconds": int(time.monotonic() - deps.started),
+        "mode": deps.registry.mode,
+        "checks": {
+            "database": {
+                **database,
+                "backend": "postgresql" if deps.readmodel.postgres else "sqlite",
+            },
+            "nats": nats,
+            "websocket": {"status": "ok", "connections": deps.hub.connections},
+            "redis": {"status": "not_configured"},
+            "memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "active_debates": active,
+        },
+    }
+    # 503 only when the API cannot serve at all; a degraded gateway still answers reads.
+    return Response(body, status_code=503 if status == "unhealthy" else 200)
+
+
+@get(["/healthz"])
+async def liveness() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get(["/readyz"])
+async def readiness(state: State) -> Response[dict[str, str]]:
+    deps = deps_of(state)
+    ready = deps.bus is not None and deps.bus.nc.is_connected
+    return Response(
+        {"status": "ready" if ready else "not_ready"}, status_code=200 if ready else 503
+    )
+
+
+@get("/api/agents")
+async def agents(state: State) -> dict[str, Any]:
+    registry = deps_of(state).registry
+    return {
+        "mode": registry.mode,
+        "note": (
+            "No provider key or base URL is configured: debates use the offline demo agents."
+            if registry.mode == "demo"
+            else "Provider agents are configured."
+        ),
+        "default_agents": registry.default_agents,
+        "agents": [
+            {"name": a.name, "provider": a.provider, "model": a.model}
+            for a in registry.agents.values()
+        ],
+    }
+
+
+@get("/api/asyncapi.json")
+async def asyncapi() -> dict[str, Any]:
+    return asyncapi_document(app_version())
+
+
+@get("/api/schemas")
+async def schemas() -> dict[str, Any]:
+    return json_schemas()
+
+
+@get(["/api/metrics", "/metrics"], media_type=MediaType.TEXT)
+async def prometheus_metrics() -> Response[bytes]:
+    return Response(metrics.render(), media_type=metrics.CONTENT_TYPE_LATEST)

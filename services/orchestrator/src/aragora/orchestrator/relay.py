@@ -1,0 +1,90 @@
+"""Outbox relay: the store's notification log -> JetStream, in order, without a gap.
+
+Woken in-process after each append (a polling relay costs 2-3x the floor, see
+docs/architecture.md); a slow poll covers anything a wake-up missed. Each entry is
+published with ``Nats-Msg-Id`` = its event id, so re-publishing after a crash (between
+publish and saving the position) is deduplicated by the stream's duplicate window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from nats.js import JetStreamContext
+
+from aragora.contracts import codec, subjects
+from aragora.contracts.messages import Command
+from aragora.orchestrator.store import EventStore, OutboxEntry
+
+log = logging.getLogger("aragora.orchestrator.relay")
+BATCH = 500
+
+
+def route(entry: OutboxEntry) -> tuple[str, str]:
+    """(subject, msg id) of a stored entry."""
+    if entry.topic.startswith("debate."):
+        event = codec.decode_debate_event(entry.payload)
+        return subjects.debate_event_subject(event), event.event_id
+    command: Command = codec.decode_command(entry.payload)
+    return subjects.command_subject(command), command.event_id
+
+
+class OutboxRelay:
+    def __init__(self, store: EventStore, js: JetStreamContext, poll_seconds: float = 1.0) -> None:
+        self.store = store
+        self.js = js
+        self.poll_seconds = poll_seconds
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self.position = 0
+        self.published = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        self.position = await asyncio.to_thread(self.store.relay_position)
+        log.info("relay starting", extra={"position": self.position})
+        backoff = 0.1
+        while True:
+            self._wake.clear()
+            try:
+                moved = await self.relay_once()
+                backoff = 0.1
+            except Exception as exc:  # NATS or store down: keep the position, retry
+                log.warning("relay: %s; retrying in %.1fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if moved:
+                continue
+            if self._stopping:
+                return
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+            except TimeoutError:
+                pass
+
+    async def relay_once(self) -> int:
+        """Publish the next batch; returns how many entries were relayed."""
+        entries = await asyncio.to_thread(self.store.outbox, self.position, BATCH)
+        if not entries:
+            return 0
+        futures = []
+        for entry in entries:
+            subject, msg_id = route(entry)
+            futures.append(
+                await self.js.publish_async(subject, entry.payload, headers={"Nats-Msg-Id": msg_id})
+            )
+        await asyncio.wait_for(asyncio.gather(*futures), timeout=10)
+        last = entries[-1].position
+        await asyncio.to_thread(self.store.set_relay_position, last)
+        self.position = last
+        self.published += len(entries)
+        return len(entries)
+
+    async def drain(self) -> None:
+        """Publish everything stored so far, then stop (graceful shutdown)."""
+        self._stopping = True
+        self._wake.set()

@@ -1,0 +1,184 @@
+"""The event store of record, on eventsourcing's recorders (SQLite or PostgreSQL).
+
+Debate events are stored under the debate's UUID with ``originator_version = seq``, so
+the store itself refuses a second event at the same ``seq`` (optimistic concurrency).
+Commands the orchestrator issues (``RunTurn``) are stored in the same transaction under
+the turn's UUID: the store's notification log is the outbox for events *and* commands,
+and the relay publishes both. The relay's position is an eventsourcing tracking record.
+
+eventsourcing is synchronous: every method here blocks; call them from a worker thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import unquote, urlparse
+from uuid import UUID
+
+from eventsourcing.persistence import (
+    InfrastructureFactory,
+    IntegrityError,
+    ProcessRecorder,
+    StoredEvent,
+    Tracking,
+)
+from eventsourcing.utils import Environment
+
+from aragora.contracts import codec
+from aragora.contracts.messages import (
+    Command,
+    DebateCompleted,
+    DebateCreated,
+    DebateEvent,
+    DebateFailed,
+    tag_of,
+)
+from aragora.runtime.settings import Settings
+
+RELAY = "outbox-relay"
+_TERMINAL_TOPICS = [tag_of(DebateCompleted), tag_of(DebateFailed)]
+
+
+class ConcurrencyError(Exception):
+    """Another writer appended to this debate first; re-read and decide again."""
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    position: int
+    topic: str
+    payload: bytes
+
+
+class EventStore(Protocol):
+    """Port of the orchestrator's event store."""
+
+    def append(self, events: Sequence[DebateEvent], commands: Sequence[Command]) -> int: ...
+    def load(self, debate_id: str) -> list[DebateEvent]: ...
+    def outbox(self, after: int, limit: int) -> list[OutboxEntry]: ...
+    def relay_position(self) -> int: ...
+    def set_relay_position(self, position: int) -> None: ...
+    def active_debate_ids(self) -> list[str]: ...
+    def close(self) -> None: ...
+
+
+def eventsourcing_env(settings: Settings) -> dict[str, str]:
+    """eventsourcing's own settings derived from ours (PostgreSQL URL or SQLite file)."""
+    if settings.uses_postgres:
+        url = urlparse(settings.database_url)
+        env = {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": url.path.lstrip("/") or "postgres",
+            "POSTGRES_HOST": url.hostname or "127.0.0.1",
+            "POSTGRES_PORT": str(url.port or 5432),
+            "POSTGRES_USER": unquote(url.username or "postgres"),
+            "POSTGRES_PASSWORD": unquote(url.password or ""),
+            "POSTGRES_POOL_SIZE": str(settings.db_pool_size),
+            "POSTGRES_MAX_OVERFLOW": str(settings.db_max_overflow),
+            "POSTGRES_CONNECT_TIMEOUT": "5",
+            "POSTGRES_PRE_PING": "y",
+        }
+        if settings.database_schema:
+            env["POSTGRES_SCHEMA"] = settings.database_schema
+        return env
+    path = (
+        Path(settings.database_url.removeprefix("sqlite:///"))
+        if settings.database_url
+        else settings.data_dir / "events.db"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "SQLITE_DBNAME": str(path),
+        "SQLITE_LOCK_TIMEOUT": "10",
+    }
+
+
+class RecorderEventStore:
+    """:class:`EventStore` on an eventsourcing ProcessRecorder."""
+
+    def __init__(self, settings: Settings) -> None:
+        if settings.uses_postgres and settings.database_schema:
+            _ensure_schema(settings)
+        self._factory: Any = InfrastructureFactory.construct(
+            Environment(name="aragora", env=eventsourcing_env(settings))
+        )
+        self._recorder: ProcessRecorder = self._factory.process_recorder()
+        self._lock = threading.Lock()  # one relay position writer at a time
+
+    def append(self, events: Sequence[DebateEvent], commands: Sequence[Command]) -> int:
+        stored = [
+            StoredEvent(
+                originator_id=UUID(e.debate_id),
+                originator_version=e.seq,
+                topic=tag_of(type(e)),
+                state=codec.encode(e),
+            )
+            for e in events
+        ] + [
+            StoredEvent(
+                originator_id=UUID(c.event_id),
+                originator_version=1,
+                topic=tag_of(type(c)),
+                state=codec.encode(c),
+            )
+            for c in commands
+        ]
+        try:
+            ids = self._recorder.insert_events(stored)
+        except IntegrityError as exc:
+            raise ConcurrencyError(str(exc)) from None
+        return max(ids) if ids else 0
+
+    def load(self, debate_id: str) -> list[DebateEvent]:
+        return [
+            codec.decode_debate_event(s.state)
+            for s in self._recorder.select_events(UUID(debate_id))
+        ]
+
+    def outbox(self, after: int, limit: int) -> list[OutboxEntry]:
+        notes = self._recorder.select_notifications(
+            start=after, limit=limit, inclusive_of_start=False
+        )
+        return [OutboxEntry(position=n.id, topic=n.topic, payload=n.state) for n in notes]
+
+    def relay_position(self) -> int:
+        return self._recorder.max_tracking_id(RELAY) or 0
+
+    def set_relay_position(self, position: int) -> None:
+        with self._lock:
+            if position > self.relay_position():
+                self._recorder.insert_tracking(Tracking(RELAY, position))
+
+    def active_debate_ids(self) -> list[str]:
+        """Debates created and not yet ended, from the notification log."""
+        active: dict[str, None] = {}
+        after = 0
+        topics = [tag_of(DebateCreated), *_TERMINAL_TOPICS]
+        while True:
+            notes = self._recorder.select_notifications(
+                start=after, limit=1000, topics=topics, inclusive_of_start=False
+            )
+            for n in notes:
+                debate_id = str(UUID(str(n.originator_id)))
+                if n.topic == tag_of(DebateCreated):
+                    active[debate_id] = None
+                else:
+                    active.pop(debate_id, None)
+            if len(notes) < 1000:
+                return list(active)
+            after = notes[-1].id
+
+    def close(self) -> None:
+        self._factory.close()
+
+
+def _ensure_schema(settings: Settings) -> None:
+    import psycopg
+
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{settings.database_schema}"')

@@ -1,0 +1,169 @@
+"""The offline demo provider: determinism, stances, both vote outcomes, prompt hygiene."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from aragora.agent_runner.providers import (
+    DemoProvider,
+    OpenAICompatibleProvider,
+    build_provider,
+)
+from aragora.agent_runner.providers.demo import topic_is_agreeable
+from aragora.contracts.messages import PeerMessage, RunTurn
+from aragora.runtime.agents import AgentSpec
+from aragora.runtime.settings import Settings
+
+SPEC = AgentSpec(name="demo-1", provider="demo", model="demo-deterministic")
+AGENTS = [("demo-1", "affirmative"), ("demo-2", "negative"), ("demo-3", "neutral")]
+
+
+def provider(seed: int = 0, latency_ms: int = 0) -> DemoProvider:
+    return DemoProvider(SPEC, Settings(demo_seed=seed, demo_latency_ms=latency_ms))
+
+
+def turn(**overrides: Any) -> RunTurn:
+    fields: dict[str, Any] = {
+        "event_id": "e1",
+        "occurred_at": datetime(2025, 1, 1, tzinfo=UTC),
+        "correlation_id": "c1",
+        "turn_id": "t1",
+        "debate_id": "d1",
+        "round": 1,
+        "phase": "propose",
+        "agent": "demo-1",
+        "stance": "affirmative",
+        "topic": "Should we adopt a four-day work week?",
+    }
+    fields.update(overrides)
+    return RunTurn(**fields)
+
+
+def topics(agreeable: bool, seed: int = 0) -> list[str]:
+    found = [t for i in range(60) if topic_is_agreeable(t := f"topic {i}", seed) == agreeable]
+    assert found
+    return found
+
+
+def sentences(text: str) -> int:
+    return len(re.findall(r"[.!?](?:\s|$)", text))
+
+
+@pytest.mark.parametrize("phase", ["propose", "critique", "revise", "vote"])
+async def test_deterministic_for_same_inputs(phase: str) -> None:
+    command = turn(phase=phase, candidates=["demo-1", "demo-2"])
+    first = await provider().run_turn(command)
+    again = await provider().run_turn(command)
+    assert first == again
+    assert first.model == "demo-deterministic"
+    assert first.prompt_tokens > 0 and first.completion_tokens > 0
+
+
+async def test_varies_with_seed_agent_and_round() -> None:
+    base = await provider().run_turn(turn())
+    outputs = [
+        (await provider(seed=s).run_turn(turn(round=r, agent=a))).content
+        for s in range(3)
+        for r in (1, 2)
+        for a in ("demo-1", "demo-2")
+    ]
+    assert base.content in outputs
+    assert len(set(outputs)) > 3
+
+
+@pytest.mark.parametrize(
+    ("stance", "marker"),
+    [("affirmative", r"in favour|yes"), ("negative", r"against|skeptical"), ("neutral", r"side")],
+)
+async def test_proposal_mentions_topic_and_reflects_stance(stance: str, marker: str) -> None:
+    out = await provider().run_turn(turn(stance=stance))
+    assert "four-day work week" in out.content
+    assert re.search(marker, out.content)
+    assert 2 <= sentences(out.content) <= 4
+    assert out.vote is None
+
+
+async def test_critique_names_peers_not_self() -> None:
+    context = [PeerMessage(agent=a, round=1, phase="propose", content="text") for a, _ in AGENTS]
+    out = await provider().run_turn(turn(phase="critique", context=context))
+    assert "demo-2" in out.content and "demo-3" in out.content
+    assert "demo-1 makes" not in out.content
+    assert 2 <= sentences(out.content) <= 4
+
+
+async def test_revision_moves_to_common_ground_later() -> None:
+    context = [PeerMessage(agent="demo-2", round=1, phase="critique", content="weak")]
+    early = await provider().run_turn(turn(phase="revise", round=1, context=context))
+    late = await provider().run_turn(turn(phase="revise", round=2, context=context))
+    assert "common ground" not in early.content
+    assert "common ground with demo-2" in late.content
+    assert 2 <= sentences(late.content) <= 4
+
+
+async def votes(topic: str, seed: int = 0) -> dict[str, str]:
+    candidates = [a for a, _ in AGENTS]
+    result = {}
+    for agent, stance in AGENTS:
+        command = turn(phase="vote", agent=agent, stance=stance, topic=topic, candidates=candidates)
+        out = await provider(seed).run_turn(command)
+        assert out.vote is not None
+        assert 0.55 <= out.vote.confidence <= 0.95
+        assert out.content == out.vote.reasoning and "\n" not in out.content
+        result[agent] = out.vote.choice
+    return result
+
+
+async def test_agreeable_topic_reaches_majority() -> None:
+    ballots = await votes(topics(agreeable=True)[0])
+    assert ballots == {"demo-1": "demo-1", "demo-2": "demo-2", "demo-3": "demo-1"}
+    assert Counter(ballots.values()).most_common(1)[0][1] / len(ballots) >= 0.6
+
+
+async def test_disagreeable_topic_splits_the_vote() -> None:
+    ballots = await votes(topics(agreeable=False)[0])
+    assert ballots == {a: a for a, _ in AGENTS}
+
+
+async def test_non_candidate_voters() -> None:
+    topic = topics(agreeable=False)[0]
+    out = await provider().run_turn(
+        turn(phase="vote", agent="demo-9", topic=topic, candidates=["demo-1", "demo-2"])
+    )
+    assert out.vote is not None and out.vote.choice == "demo-2"
+    out = await provider().run_turn(turn(phase="vote", candidates=[]))
+    assert out.vote is None and out.content
+
+
+def test_about_two_thirds_of_topics_are_agreeable() -> None:
+    share = sum(topic_is_agreeable(f"question {i}", 7) for i in range(600)) / 600
+    assert 0.58 < share < 0.75
+    assert topic_is_agreeable("same", 1) == topic_is_agreeable("same", 1)
+
+
+async def test_latency_is_simulated() -> None:
+    start = time.monotonic()
+    await provider(latency_ms=50).run_turn(turn())
+    assert time.monotonic() - start >= 0.045
+
+
+async def test_build_provider_picks_adapter(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MY_KEY", "sk-secret-123456")
+    async with httpx.AsyncClient() as http:
+        demo = build_provider(SPEC, Settings(), http)
+        assert isinstance(demo, DemoProvider) and demo.kind == "demo"
+        spec = AgentSpec(
+            name="o", provider="openai-compatible", base_url="http://x/v1", api_key_env="MY_KEY"
+        )
+        real = build_provider(spec, Settings(), http)
+        assert isinstance(real, OpenAICompatibleProvider)
+        assert real.kind == "openai-compatible"
+        assert "sk-secret" not in repr(real) and "sk-secret" not in str(vars(real))
+        await real.aclose()
+        assert not http.is_closed
