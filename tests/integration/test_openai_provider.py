@@ -15,11 +15,7 @@ from aragora.agent_runner.providers import OpenAICompatibleProvider, ProviderErr
 from aragora.contracts.messages import RunTurn
 from aragora.runtime.agents import AgentSpec
 from aragora.runtime.settings import Settings
-from tests.plugins.fake_provider import (
-    FakeProviderProcess,
-    fake_provider,  # noqa: F401
-    start_fake_provider,
-)
+from tests.plugins.fake_provider import FakeProviderProcess, start_fake_provider
 
 SECRET = "sk-test-SUPERSECRET-0123456789"
 
@@ -56,7 +52,7 @@ def make(base_url: str, http: httpx.AsyncClient, key: str = "") -> OpenAICompati
 
 
 async def test_success_returns_content_model_and_usage(
-    fake_provider: FakeProviderProcess,  # noqa: F811
+    fake_provider: FakeProviderProcess,
     http: httpx.AsyncClient,
 ) -> None:
     out = await make(fake_provider.base_url, http).run_turn(turn())
@@ -68,7 +64,7 @@ async def test_success_returns_content_model_and_usage(
 
 
 async def test_vote_is_parsed(
-    fake_provider: FakeProviderProcess,  # noqa: F811
+    fake_provider: FakeProviderProcess,
     http: httpx.AsyncClient,
 ) -> None:
     command = turn(phase="vote", candidates=["claude", "gpt"])
@@ -94,7 +90,7 @@ async def test_build_provider_sends_key_from_env(
 
 
 async def test_retries_500_then_succeeds(
-    fake_provider: FakeProviderProcess,  # noqa: F811
+    fake_provider: FakeProviderProcess,
     http: httpx.AsyncClient,
 ) -> None:
     fake_provider.configure(fail_mode="500", fail_count=2)
@@ -105,7 +101,7 @@ async def test_retries_500_then_succeeds(
 
 
 async def test_gives_up_after_three_attempts(
-    fake_provider: FakeProviderProcess,  # noqa: F811
+    fake_provider: FakeProviderProcess,
     http: httpx.AsyncClient,
 ) -> None:
     fake_provider.configure(fail_mode="500")
@@ -118,7 +114,7 @@ async def test_gives_up_after_three_attempts(
 
 
 async def test_429_honours_retry_after(
-    fake_provider: FakeProviderProcess,  # noqa: F811
+    fake_provider: FakeProviderProcess,
     http: httpx.AsyncClient,
 ) -> None:
     fake_provider.configure(fail_mode="429", fail_count=1, retry_after=0.6)
@@ -130,7 +126,7 @@ async def test_429_honours_retry_after(
 
 
 async def test_429_retry_after_beyond_deadline_fails_fast(
-    fake_provider: FakeProviderProcess,  # noqa: F811
+    fake_provider: FakeProviderProcess,
     http: httpx.AsyncClient,
 ) -> None:
     fake_provider.configure(fail_mode="429", fail_count=1, retry_after=30)
@@ -148,7 +144,7 @@ async def test_connection_refused_is_retried_then_provider_error(http: httpx.Asy
 
 
 async def test_malformed_body_is_provider_error(
-    fake_provider: FakeProviderProcess,  # noqa: F811
+    fake_provider: FakeProviderProcess,
     http: httpx.AsyncClient,
 ) -> None:
     fake_provider.configure(fail_mode="malformed", fail_count=1)
@@ -159,7 +155,7 @@ async def test_malformed_body_is_provider_error(
 
 
 async def test_timeout_mode_hangs_until_client_timeout(
-    fake_provider: FakeProviderProcess,  # noqa: F811
+    fake_provider: FakeProviderProcess,
 ) -> None:
     fake_provider.configure(fail_mode="timeout")
     async with httpx.AsyncClient(timeout=0.2) as short:
@@ -190,7 +186,7 @@ async def test_missing_key_is_rejected(http: httpx.AsyncClient) -> None:
 
 
 async def test_streaming_endpoint_returns_valid_sse(
-    fake_provider: FakeProviderProcess,  # noqa: F811
+    fake_provider: FakeProviderProcess,
     http: httpx.AsyncClient,
 ) -> None:
     body = {
@@ -218,7 +214,7 @@ async def test_streaming_endpoint_returns_valid_sse(
 
 
 async def test_control_api_reset_and_stats(
-    fake_provider: FakeProviderProcess,  # noqa: F811
+    fake_provider: FakeProviderProcess,
     http: httpx.AsyncClient,
 ) -> None:
     fake_provider.configure(latency_ms=100)

@@ -21,7 +21,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     store = await asyncio.to_thread(RecorderEventStore, settings)
     conn = await bus.connect(settings.nats_servers, name="aragora-orchestrator")
     await bus.ensure_streams(conn.js)
-    relay = OutboxRelay(store, conn.js)
+    relay = OutboxRelay(store, conn)
     service = DebateService(store, settings, on_append=relay.wake)
     await service.recover()
     commands = bus.Consumer(

@@ -11,11 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from nats.js import JetStreamContext
-
 from aragora.contracts import codec, subjects
 from aragora.contracts.messages import Command
 from aragora.orchestrator.store import EventStore, OutboxEntry
+from aragora.runtime.bus import Connection
 
 log = logging.getLogger("aragora.orchestrator.relay")
 BATCH = 500
@@ -31,9 +30,9 @@ def route(entry: OutboxEntry) -> tuple[str, str]:
 
 
 class OutboxRelay:
-    def __init__(self, store: EventStore, js: JetStreamContext, poll_seconds: float = 1.0) -> None:
+    def __init__(self, store: EventStore, conn: Connection, poll_seconds: float = 1.0) -> None:
         self.store = store
-        self.js = js
+        self.conn = conn
         self.poll_seconds = poll_seconds
         self._wake = asyncio.Event()
         self._stopping = False
@@ -71,11 +70,16 @@ class OutboxRelay:
         entries = await asyncio.to_thread(self.store.outbox, self.position, BATCH)
         if not entries:
             return 0
+        if not self.conn.nc.is_connected:
+            # Fail fast instead of buffering publishes that time out one by one.
+            raise ConnectionError("NATS is not connected")
         futures = []
         for entry in entries:
             subject, msg_id = route(entry)
             futures.append(
-                await self.js.publish_async(subject, entry.payload, headers={"Nats-Msg-Id": msg_id})
+                await self.conn.js.publish_async(
+                    subject, entry.payload, headers={"Nats-Msg-Id": msg_id}
+                )
             )
         await asyncio.wait_for(asyncio.gather(*futures), timeout=10)
         last = entries[-1].position
