@@ -42,7 +42,12 @@ class CorrelationMiddleware(ASGIMiddleware):
 
         async def send_with_header(message: Any) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
+                # Exactly one X-Correlation-ID, even if a handler set it too.
+                headers = [
+                    (k, v)
+                    for k, v in message.get("headers", [])
+                    if k.lower() != b"x-correlation-id"
+                ]
                 headers.append((b"x-correlation-id", correlation_id.encode()))
                 message = {**message, "headers": headers}
             await send(message)
@@ -158,6 +163,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
                 access_log=False,
                 lifespan="off",
                 ws_max_size=65536,
+                timeout_graceful_shutdown=10,
             )
         )
         for port in dict.fromkeys((settings.api_port, settings.ws_port))
@@ -173,6 +179,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         )
         stopped = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait([stopped, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        deps.hub.close_all()  # open streams end with 1001; clients resume with since
         for server in servers:
             server.should_exit = True
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -25,22 +25,37 @@ class SlowConsumer(Exception):
     """The client fell behind by QUEUE_LIMIT events; it must resume with ``since``."""
 
 
+class ShuttingDown(Exception):
+    """The gateway is stopping; the client resumes elsewhere with ``since``."""
+
+
 class Subscription:
     def __init__(self, hub: LiveHub, debate_id: str | None) -> None:
         self.hub = hub
         self.debate_id = debate_id
         self.queue: asyncio.Queue[LiveEvent] = asyncio.Queue(QUEUE_LIMIT)
         self.overflowed = False
+        self.closing = asyncio.Event()
 
     async def get(self, timeout: float) -> LiveEvent | None:
         if self.overflowed:
             raise SlowConsumer
-        try:
-            return await asyncio.wait_for(self.queue.get(), timeout)
-        except TimeoutError:
-            if self.overflowed:
-                raise SlowConsumer from None
-            return None
+        if self.closing.is_set():
+            raise ShuttingDown
+        getter = asyncio.ensure_future(self.queue.get())
+        closing = asyncio.ensure_future(self.closing.wait())
+        done, _ = await asyncio.wait(
+            {getter, closing}, timeout=timeout, return_when="FIRST_COMPLETED"
+        )
+        closing.cancel()
+        if getter in done:
+            return getter.result()
+        getter.cancel()
+        if self.overflowed:
+            raise SlowConsumer
+        if self.closing.is_set():
+            raise ShuttingDown
+        return None
 
     def close(self) -> None:
         self.hub.unsubscribe(self)
@@ -70,6 +85,12 @@ class LiveHub:
                     sub.queue.put_nowait(event)
                 except asyncio.QueueFull:
                     sub.overflowed = True
+
+    def close_all(self) -> None:
+        """Ask every stream to end (server shutdown): they close with 1001."""
+        for subs in self._subs.values():
+            for sub in subs:
+                sub.closing.set()
 
     @property
     def connections(self) -> int:

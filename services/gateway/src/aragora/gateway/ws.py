@@ -18,7 +18,7 @@ from litestar.exceptions import WebSocketDisconnect
 
 from aragora.gateway import metrics
 from aragora.gateway.debates import deps_of
-from aragora.gateway.live import SlowConsumer
+from aragora.gateway.live import ShuttingDown, SlowConsumer
 from aragora.gateway.projection import is_terminal_type
 
 log = logging.getLogger("aragora.gateway.websocket")
@@ -66,6 +66,8 @@ async def debate_stream(
     except SlowConsumer:
         metrics.ws_connection_errors.inc()
         await socket.close(code=1013, reason="client too slow; reconnect with since=<last seq>")
+    except ShuttingDown:
+        await socket.close(code=1001, reason="server restarting; reconnect with since=<last seq>")
     except WebSocketDisconnect:
         pass
     except Exception:
@@ -91,6 +93,8 @@ async def firehose(socket: WebSocket[Any, Any, Any], state: State) -> None:
     except SlowConsumer:
         metrics.ws_connection_errors.inc()
         await socket.close(code=1013, reason="client too slow")
+    except ShuttingDown:
+        await socket.close(code=1001, reason="server restarting")
     except WebSocketDisconnect:
         pass
     finally:

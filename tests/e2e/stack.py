@@ -1,0 +1,161 @@
+"""The whole stack as processes, started the way users start it (`aragora serve`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import websockets.sync.client
+
+from aragora.runtime.natsserver import free_port
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+class Stack:
+    def __init__(self, tmp_path: Path, env: dict[str, str] | None = None) -> None:
+        self.api_port = free_port()
+        self.ws_port = free_port()
+        self.nats_port = free_port()
+        self.data_dir = tmp_path / "stack"
+        self.log_path = tmp_path / "stack.log"
+        self.env = {
+            **os.environ,
+            "ARAGORA_NATS_PORT": str(self.nats_port),
+            "ARAGORA_DEMO_LATENCY_MS": "20",
+            "ARAGORA_LOG_LEVEL": "INFO",
+            **(env or {}),
+        }
+        for key in ("ARAGORA_NATS_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
+            if env is None or key not in env:
+                self.env.pop(key, None)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def start(self, timeout: float = 60.0) -> Stack:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [
+                sys.executable, "-m", "aragora.cli", "serve",
+                "--api-port", str(self.api_port), "--ws-port", str(self.ws_port),
+                "--data-dir", str(self.data_dir),
+            ],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"aragora serve exited:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"stack not ready in {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-6000:]
+
+    def service_pids(self) -> dict[str, int]:
+        assert self.process is not None
+        pids = {}
+        for pid in _children(self.process.pid):
+            cmd = _cmdline(pid)
+            for name in ("orchestrator", "agent_runner", "gateway"):
+                if f"aragora.{name}" in cmd:
+                    pids[name] = pid
+            if "nats-server" in cmd:
+                pids["nats"] = pid
+        return pids
+
+    def stop(self) -> int:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
+
+    # --- client helpers -----------------------------------------------------------------
+
+    def post_debate(self, **body: Any) -> str:
+        response = httpx.post(f"{self.url}/api/debates", json=body, timeout=10)
+        assert response.status_code == 202, response.text
+        debate_id: str = response.json()["id"]
+        return debate_id
+
+    def debate(self, debate_id: str) -> dict[str, Any]:
+        response = httpx.get(f"{self.url}/api/debates/{debate_id}", timeout=10)
+        response.raise_for_status()
+        view: dict[str, Any] = response.json()
+        return view
+
+    def events(self, debate_id: str, after: int = 0) -> list[dict[str, Any]]:
+        response = httpx.get(
+            f"{self.url}/api/debates/{debate_id}/events", params={"after": after}, timeout=10
+        )
+        response.raise_for_status()
+        events: list[dict[str, Any]] = response.json()["events"]
+        return events
+
+    def wait_finished(self, debate_id: str, timeout: float = 60.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            view = self.debate(debate_id)
+            if view["status"] != "running":
+                return view
+            time.sleep(0.1)
+        raise AssertionError(f"debate {debate_id} still running:\n{self.log()}")
+
+    def stream(
+        self, debate_id: str, since: int = 0, port: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Follow the WebSocket until the server closes it; returns the debate events."""
+        url = f"ws://127.0.0.1:{port or self.ws_port}/ws/debates/{debate_id}?since={since}"
+        received: list[dict[str, Any]] = []
+        with websockets.sync.client.connect(url, open_timeout=10) as ws:
+            for frame in ws:
+                event = json.loads(frame)
+                if event["type"].startswith("debate."):
+                    received.append(event)
+        return received
