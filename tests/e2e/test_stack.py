@@ -193,3 +193,23 @@ def test_sigterm_stops_every_process_and_a_restart_keeps_the_history(tmp_path: P
         assert_exactly_once(again.events(debate_id))
     finally:
         again.stop()
+
+
+def test_the_documented_subscriber_script_follows_debates_from_outside(stack: Stack) -> None:
+    debate_id = stack.post_debate(topic="Can outsiders follow along?", rounds=1)
+    stack.wait_finished(debate_id)
+    count = len(stack.events(debate_id))
+    everything = httpx.get(f"{stack.url}/api/debates", params={"limit": 500}).json()["debates"]
+    total = sum(d["last_seq"] for d in everything)
+    script = Path(__file__).parent.parent.parent / "docs" / "examples" / "subscribe.py"
+    nats_url = f"nats://127.0.0.1:{stack.nats_port}"
+    out = subprocess.run(
+        [sys.executable, str(script), nats_url, str(total)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    lines = [line for line in out.stdout.splitlines() if line.startswith(debate_id[:8])]
+    assert len(lines) == count
+    assert "debate.completed" in lines[-1]

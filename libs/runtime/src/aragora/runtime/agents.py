@@ -62,7 +62,6 @@ def demo_agents() -> list[AgentSpec]:
 
 def load_registry(settings: Settings) -> AgentRegistry:
     agents = {a.name: a for a in demo_agents()}
-    default = ["demo-1", "demo-2", "demo-3"]
     if settings.openai_base_url or settings.openai_api_key:
         agents["openai"] = AgentSpec(
             name="openai",
@@ -71,25 +70,33 @@ def load_registry(settings: Settings) -> AgentRegistry:
             base_url=settings.openai_base_url or "https://api.openai.com/v1",
             api_key_env="OPENAI_API_KEY",
         )
+    declared_default: list[str] = []
     if settings.agents_file:
-        path = Path(settings.agents_file)
-        try:
-            parsed = msgspec.convert(tomllib.loads(path.read_text()), _AgentsFile)
-        except (OSError, tomllib.TOMLDecodeError, msgspec.ValidationError) as exc:
-            raise SettingsError(f"ARAGORA_AGENTS_FILE={path}: {exc}") from None
-        names = [a.name for a in parsed.agents]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            # The reference system silently collapsed duplicates into one agent; refuse.
-            raise SettingsError(f"ARAGORA_AGENTS_FILE={path}: duplicate agents {duplicates}")
+        parsed = _read_agents_file(Path(settings.agents_file))
         agents.update({a.name: a for a in parsed.agents})
-        if parsed.default:
-            default = parsed.default
+        declared_default = parsed.default
     real = [n for n, a in agents.items() if a.provider != "demo"]
-    if real and not (settings.agents_file and default != ["demo-1", "demo-2", "demo-3"]):
+    if declared_default:
+        default = declared_default
+    elif real:
         # With real providers configured, debates default to them (at least two agents).
         default = real if len(real) >= 2 else [*real, "demo-1"]
+    else:
+        default = ["demo-1", "demo-2", "demo-3"]
     missing = [n for n in default if n not in agents]
     if missing:
         raise SettingsError(f"default agents {missing} are not declared")
     return AgentRegistry(agents=agents, default_agents=default)
+
+
+def _read_agents_file(path: Path) -> _AgentsFile:
+    try:
+        parsed = msgspec.convert(tomllib.loads(path.read_text()), _AgentsFile)
+    except (OSError, tomllib.TOMLDecodeError, msgspec.ValidationError) as exc:
+        raise SettingsError(f"ARAGORA_AGENTS_FILE={path}: {exc}") from None
+    names = [a.name for a in parsed.agents]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        # The reference system silently collapsed duplicates into one agent; refuse.
+        raise SettingsError(f"ARAGORA_AGENTS_FILE={path}: duplicate agents {duplicates}")
+    return parsed
