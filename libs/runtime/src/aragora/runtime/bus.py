@@ -70,9 +70,13 @@ class Connection:
     reconnected: list[asyncio.Event] = field(default_factory=list)
 
     async def close(self) -> None:
-        if not self.nc.is_closed:
+        if self.nc.is_closed:
+            return
+        try:
+            await self.nc.drain()
+        except Exception:  # draining needs a live server; without one, just close
             with contextlib.suppress(Exception):
-                await self.nc.drain()
+                await self.nc.close()
 
 
 async def connect(servers: list[str], name: str, *, connect_timeout: float = 30.0) -> Connection:

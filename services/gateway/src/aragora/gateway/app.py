@@ -102,8 +102,21 @@ def create_app(deps: Deps, *, own_lifecycle: bool = True) -> Litestar:
     )
 
 
+def _detail(exc: HTTPException) -> str:
+    """Name the offending fields in the message itself, not only in ``extra``."""
+    problems = exc.extra if isinstance(exc.extra, list) else []
+    named = [
+        f"{p.get('key')}: {p.get('message')}"
+        for p in problems
+        if isinstance(p, dict) and p.get("key") and p.get("message")
+    ]
+    if exc.detail.startswith("Validation failed for") and named:
+        return "Validation failed: " + "; ".join(named)
+    return exc.detail
+
+
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
-    body: dict[str, Any] = {"status_code": exc.status_code, "detail": exc.detail}
+    body: dict[str, Any] = {"status_code": exc.status_code, "detail": _detail(exc)}
     if exc.extra:
         body["extra"] = exc.extra
     return Response(body, status_code=exc.status_code, headers=exc.headers)

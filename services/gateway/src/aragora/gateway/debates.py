@@ -10,7 +10,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.exceptions import NotFoundException, ServiceUnavailableException, ValidationException
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from aragora.contracts import codec, subjects
 from aragora.contracts.messages import StartDebate
@@ -50,7 +50,7 @@ class DebateController(Controller):
 
     @post("/", status_code=202)
     async def create(
-        self, data: CreateDebate, state: State, request: Request[Any, Any, Any]
+        self, data: JSONBody[CreateDebate], state: State, request: Request[Any, Any, Any]
     ) -> Response[dict[str, str]]:
         deps = deps_of(state)
         topic = data.topic.strip()
@@ -103,14 +103,14 @@ class DebateController(Controller):
     async def list_debates(
         self,
         state: State,
-        status: Status | None = None,
-        limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
+        status: FromQuery[Status | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
     ) -> dict[str, Any]:
         debates = await deps_of(state).readmodel.list_views(status, limit)
         return {"debates": debates, "count": len(debates)}
 
     @get("/{debate_id:str}")
-    async def get_debate(self, debate_id: str, state: State) -> dict[str, Any]:
+    async def get_debate(self, debate_id: FromPath[str], state: State) -> dict[str, Any]:
         view = await deps_of(state).readmodel.get(debate_id)
         if view is None:
             raise NotFoundException(f"no debate {debate_id}")
@@ -119,10 +119,10 @@ class DebateController(Controller):
     @get("/{debate_id:str}/events")
     async def events(
         self,
-        debate_id: str,
+        debate_id: FromPath[str],
         state: State,
-        after: Annotated[int, Parameter(ge=0)] = 0,
-        limit: Annotated[int, Parameter(ge=1, le=10_000)] = 1000,
+        after: Annotated[int, QueryParameter(ge=0)] = 0,
+        limit: Annotated[int, QueryParameter(ge=1, le=10_000)] = 1000,
     ) -> Response[bytes]:
         deps = deps_of(state)
         bodies = await deps.readmodel.events(debate_id, after, limit)

@@ -15,6 +15,7 @@ from typing import Any
 from litestar import WebSocket, websocket
 from litestar.datastructures import State
 from litestar.exceptions import WebSocketDisconnect
+from litestar.params import FromPath, FromQuery
 
 from aragora.gateway import metrics
 from aragora.gateway.debates import deps_of
@@ -29,7 +30,10 @@ REPLAY_PAGE = 1000
 
 @websocket("/ws/debates/{debate_id:str}")
 async def debate_stream(
-    socket: WebSocket[Any, Any, Any], debate_id: str, state: State, since: int = 0
+    socket: WebSocket[Any, Any, Any],
+    debate_id: FromPath[str],
+    state: State,
+    since: FromQuery[int] = 0,
 ) -> None:
     deps = deps_of(state)
     await socket.accept()
