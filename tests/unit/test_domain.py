@@ -290,6 +290,8 @@ def test_tally_tie_is_never_consensus() -> None:
         answers={"a": "A", "b": "B"},
     )
     assert c.reached is False
+    assert c.winner is None
+    assert c.dissenters == ["a", "b", "c", "d"]
 
 
 def test_votes_for_non_candidates_are_ignored() -> None:

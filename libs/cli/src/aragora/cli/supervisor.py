@@ -102,7 +102,8 @@ class Supervisor:
                 api = f"http://localhost:{self.settings.api_port}"
                 self._say(f"ready: API {api}  WebSocket ws://localhost:{self.settings.ws_port}")
                 self._say(f"try:   curl {api}/api/health")
-                self._say('       aragora ask "Should we adopt a 4-day work week?"')
+                cli = os.path.relpath(Path(sys.executable).parent / "aragora")
+                self._say(f'       {cli} ask "Should we adopt a 4-day work week?"')
                 self._say("stop:  Ctrl-C")
                 return
             for child in self.children:

@@ -407,9 +407,9 @@ def tally(
     counts = {c: sum(1 for _, v in valid if v.choice == c) for c in candidates}
     best = max(counts.values(), default=0)
     leaders = [c for c in candidates if counts[c] == best and best > 0]
-    winner = leaders[0] if leaders else None
+    winner = leaders[0] if len(leaders) == 1 else None  # a tie has no winner
     ratio = best / len(agents) if agents else 0.0
-    reached = winner is not None and len(leaders) == 1 and ratio >= threshold
+    reached = winner is not None and ratio >= threshold
     supporters = [voter for voter, v in valid if v.choice == winner]
     confidences = [v.confidence for _, v in valid if v.choice == winner]
     return Consensus(
