@@ -18,10 +18,13 @@ from aragora.contracts.messages import (
     DEBATE_EVENT_TYPES,
     AgentTurnFailed,
     AgentTurnSucceeded,
+    CancelDebate,
     Consensus,
+    ConvergenceMeasured,
     DebateCompleted,
     DebateCreated,
     DebateFailed,
+    DebateQueued,
     PeerMessage,
     PhaseStarted,
     RoundStarted,
@@ -68,6 +71,13 @@ SAMPLES: list[msgspec.Struct] = [
         ),
     ),
     DebateFailed(**DEB, event_id="e7", seq=7, status="timeout", reason="debate exceeded 1800s"),
+    DebateQueued(**DEB, event_id="e8", seq=2, position=3),
+    ConvergenceMeasured(
+        **DEB, event_id="e9", seq=9, round=2, method="tfidf",
+        similarities={"demo-1": 0.91, "demo-2": 0.88}, min_similarity=0.88,
+        status="converged", stop_share=1.0, early_stop=True, reason="converged",
+    ),
+    CancelDebate(**ENV, event_id="c2", debate_id=D, reason="operator"),
     StartDebate(
         **ENV, event_id="c1", debate_id=D, topic="4-day week?", agents=["demo-1", "demo-2"],
         rounds=3,
@@ -139,7 +149,7 @@ def test_tags_are_unique_and_explicit() -> None:
 def test_subjects_follow_the_public_scheme() -> None:
     assert subjects.debate_event_subject(SAMPLES[1]) == f"aragora.evt.debate.{D}.round_started"  # type: ignore[arg-type]
     assert subjects.agent_event_subject(SAMPLES[-1]) == f"aragora.evt.agent.{D}.turn_failed"  # type: ignore[arg-type]
-    assert subjects.command_subject(SAMPLES[8]) == "aragora.cmd.agent.run_turn"  # type: ignore[arg-type]
+    assert subjects.command_subject(SAMPLES[-3]) == "aragora.cmd.agent.run_turn"  # type: ignore[arg-type]
     assert subjects.EVENTS_STREAM.subjects == ["aragora.evt.>"]
     assert subjects.COMMANDS_STREAM.retention == "workqueue"
 

@@ -14,11 +14,12 @@ from aragora.contracts.messages import (
     AGENT_EVENT_TYPES,
     COMMAND_TYPES,
     DEBATE_EVENT_TYPES,
+    CancelDebate,
     RunTurn,
     StartDebate,
     tag_of,
 )
-from aragora.contracts.subjects import PREFIX, RUN_TURN, START_DEBATE
+from aragora.contracts.subjects import CANCEL_DEBATE, PREFIX, RUN_TURN, START_DEBATE
 
 SCHEMA_VERSION = "1"
 _ALL = (*DEBATE_EVENT_TYPES, *COMMAND_TYPES, *AGENT_EVENT_TYPES)
@@ -80,6 +81,7 @@ def asyncapi_document(version: str) -> dict[str, Any]:
         **debate_events,
         **agent_events,
         "start_debate": _channel(START_DEBATE, "Start a debate (work queue).", (StartDebate,)),
+        "cancel_debate": _channel(CANCEL_DEBATE, "Cancel a debate.", (CancelDebate,)),
         "run_turn": _channel(RUN_TURN, "Run one agent turn (work queue).", (RunTurn,)),
     }
     for name, channel in channels.items():

@@ -18,11 +18,40 @@ from typing import Literal
 
 import msgspec
 
-Phase = Literal["propose", "critique", "revise", "vote"]
-Stance = Literal["affirmative", "negative", "neutral"]
-ConsensusMode = Literal["majority", "supermajority", "unanimous"]
-TerminalStatus = Literal["consensus", "no_consensus", "failed", "timeout", "cancelled"]
-FailureReason = Literal["timeout", "provider_error", "unknown_agent", "rejected", "no_result"]
+from aragora.contracts.values import (
+    AgentFailure,
+    Consensus,
+    ConsensusMode,
+    ConsensusProof,
+    ConvergenceStatus,
+    Critique,
+    FailureReason,
+    PeerMessage,
+    Phase,
+    Protocol,
+    RatingChange,
+    Role,
+    Stance,
+    TurnSpec,
+    Vote,
+)
+
+__all__ = [
+    "AgentFailure",
+    "Consensus",
+    "ConsensusMode",
+    "ConsensusProof",
+    "Critique",
+    "FailureReason",
+    "PeerMessage",
+    "Phase",
+    "Protocol",
+    "RatingChange",
+    "Role",
+    "Stance",
+    "TurnSpec",
+    "Vote",
+]
 
 
 class _Base(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
@@ -32,47 +61,6 @@ class _Base(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
     occurred_at: datetime
     correlation_id: str
     causation_id: str | None = None
-
-
-# --- value objects -------------------------------------------------------------------------
-
-
-class TurnSpec(msgspec.Struct, frozen=True, kw_only=True):
-    """One agent's turn within a phase."""
-
-    turn_id: str
-    agent: str
-    stance: Stance
-
-
-class Vote(msgspec.Struct, frozen=True, kw_only=True):
-    """A ballot: ``choice`` names the agent whose final answer the voter supports."""
-
-    choice: str
-    confidence: float
-    reasoning: str = ""
-
-
-class Consensus(msgspec.Struct, frozen=True, kw_only=True):
-    """The outcome of the vote, with who agreed and who dissented."""
-
-    reached: bool
-    agreement_ratio: float
-    confidence: float
-    threshold: float
-    winner: str | None
-    answer: str | None
-    supporters: list[str]
-    dissenters: list[str]
-
-
-class PeerMessage(msgspec.Struct, frozen=True, kw_only=True):
-    """Text another agent produced, passed to an agent as quoted data with its author."""
-
-    agent: str
-    round: int
-    phase: Phase
-    content: str
 
 
 # --- debate events (recorded by the orchestrator; per-debate seq) ----------------------------
@@ -89,6 +77,14 @@ class DebateCreated(DebateEvent, frozen=True, kw_only=True, tag="debate.created"
     rounds: int
     consensus: ConsensusMode
     threshold: float
+    protocol: Protocol | None = None  # None: a v1.0 debate (defaults + the fields above)
+    domain: str = "general"
+
+
+class DebateQueued(DebateEvent, frozen=True, kw_only=True, tag="debate.queued"):
+    """The orchestrator is at ARAGORA_MAX_CONCURRENT_DEBATES; the debate waits its turn."""
+
+    position: int
 
 
 class RoundStarted(DebateEvent, frozen=True, kw_only=True, tag="debate.round_started"):
@@ -99,6 +95,8 @@ class PhaseStarted(DebateEvent, frozen=True, kw_only=True, tag="debate.phase_sta
     round: int
     phase: Phase
     turns: list[TurnSpec]
+    weights: dict[str, float] = {}  # vote weights in force (weighted consensus)
+    note: str = ""  # why this phase (e.g. "judge chosen by elo", "judge failed: majority")
 
 
 class TurnCompleted(DebateEvent, frozen=True, kw_only=True, tag="debate.turn_completed"):
@@ -110,6 +108,26 @@ class TurnCompleted(DebateEvent, frozen=True, kw_only=True, tag="debate.turn_com
     vote: Vote | None = None
     latency_ms: int = 0
     model: str = ""
+    critiques: list[Critique] = []
+    continue_debate: bool | None = None
+    structured: bool = True  # False: the answer could not be parsed, even when re-asked
+    parse_error: str = ""
+    rejected_answers: list[str] = []  # unparsable answers that were re-asked
+
+
+class ConvergenceMeasured(
+    DebateEvent, frozen=True, kw_only=True, tag="debate.convergence_measured"
+):
+    """After a revise phase: each agent's text against its previous round, and STOP votes."""
+
+    round: int
+    method: str
+    similarities: dict[str, float]
+    min_similarity: float | None
+    status: ConvergenceStatus | None
+    stop_share: float | None = None
+    early_stop: bool = False
+    reason: str = ""
 
 
 class TurnFailed(DebateEvent, frozen=True, kw_only=True, tag="debate.turn_failed"):
@@ -124,28 +142,38 @@ class TurnFailed(DebateEvent, frozen=True, kw_only=True, tag="debate.turn_failed
 class DebateCompleted(DebateEvent, frozen=True, kw_only=True, tag="debate.completed"):
     status: Literal["consensus", "no_consensus"]
     consensus: Consensus
+    proof: ConsensusProof | None = None
+    synthesis: str | None = None
+    ratings: list[RatingChange] = []
+    failures: list[AgentFailure] = []
+    reason: str = ""  # how it ended: "vote", "judge", "early_stop", ...
 
 
 class DebateFailed(DebateEvent, frozen=True, kw_only=True, tag="debate.failed"):
     status: Literal["failed", "timeout", "cancelled"]
     reason: str
+    failures: list[AgentFailure] = []
 
 
 DebateEventType = (
     DebateCreated
+    | DebateQueued
     | RoundStarted
     | PhaseStarted
     | TurnCompleted
     | TurnFailed
+    | ConvergenceMeasured
     | DebateCompleted
     | DebateFailed
 )
 DEBATE_EVENT_TYPES: tuple[type[DebateEvent], ...] = (
     DebateCreated,
+    DebateQueued,
     RoundStarted,
     PhaseStarted,
     TurnCompleted,
     TurnFailed,
+    ConvergenceMeasured,
     DebateCompleted,
     DebateFailed,
 )
@@ -168,6 +196,15 @@ class StartDebate(Command, frozen=True, kw_only=True, tag="cmd.debate.start"):
     rounds: int
     consensus: ConsensusMode = "majority"
     threshold: float = 0.6
+    protocol: Protocol | None = None  # None: defaults plus the three fields above
+    domain: str = "general"
+
+
+class CancelDebate(Command, frozen=True, kw_only=True, tag="cmd.debate.cancel"):
+    """Gateway -> orchestrator: end a running or queued debate as ``cancelled``."""
+
+    debate_id: str
+    reason: str = "cancelled by request"
 
 
 class RunTurn(Command, frozen=True, kw_only=True, tag="cmd.agent.run_turn"):
@@ -186,10 +223,14 @@ class RunTurn(Command, frozen=True, kw_only=True, tag="cmd.agent.run_turn"):
     context: list[PeerMessage] = []
     candidates: list[str] = []
     timeout_seconds: float = 60.0
+    role: Role = "proposer"
+    targets: list[str] = []  # critique: the peers to review (by topology)
+    ask_continue: bool = False  # revise/vote: also answer CONTINUE or STOP
+    persona: str = ""
 
 
-CommandType = StartDebate | RunTurn
-COMMAND_TYPES: tuple[type[Command], ...] = (StartDebate, RunTurn)
+CommandType = StartDebate | CancelDebate | RunTurn
+COMMAND_TYPES: tuple[type[Command], ...] = (StartDebate, CancelDebate, RunTurn)
 
 
 # --- agent events (reported by agent-runners) ---------------------------------------------
@@ -209,6 +250,11 @@ class AgentTurnSucceeded(AgentEvent, frozen=True, kw_only=True, tag="agent.turn_
     model: str = ""
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    critiques: list[Critique] = []
+    continue_debate: bool | None = None
+    structured: bool = True
+    parse_error: str = ""
+    rejected_answers: list[str] = []
 
 
 class AgentTurnFailed(AgentEvent, frozen=True, kw_only=True, tag="agent.turn_failed"):

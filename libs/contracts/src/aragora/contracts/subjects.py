@@ -13,6 +13,7 @@ import msgspec
 
 from aragora.contracts.messages import (
     AgentEvent,
+    CancelDebate,
     Command,
     DebateEvent,
     RunTurn,
@@ -25,6 +26,7 @@ DEBATE_EVENTS = f"{PREFIX}.evt.debate.>"
 AGENT_EVENTS = f"{PREFIX}.evt.agent.>"
 DEAD_LETTERS = f"{PREFIX}.evt.deadletter.>"
 START_DEBATE = f"{PREFIX}.cmd.debate.start"
+CANCEL_DEBATE = f"{PREFIX}.cmd.debate.cancel"
 RUN_TURN = f"{PREFIX}.cmd.agent.run_turn"
 DEBATE_COMMANDS = f"{PREFIX}.cmd.debate.>"
 AGENT_COMMANDS = f"{PREFIX}.cmd.agent.>"
@@ -48,6 +50,8 @@ def agent_event_subject(event: AgentEvent) -> str:
 def command_subject(command: Command) -> str:
     if isinstance(command, StartDebate):
         return START_DEBATE
+    if isinstance(command, CancelDebate):
+        return CANCEL_DEBATE
     if isinstance(command, RunTurn):
         return RUN_TURN
     raise TypeError(f"no subject for {type(command).__name__}")

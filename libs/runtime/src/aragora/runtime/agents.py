@@ -29,6 +29,7 @@ class AgentSpec(msgspec.Struct, frozen=True, kw_only=True):
     base_url: str = ""
     api_key_env: str = ""
     persona: str = ""
+    behaviour: str = ""  # demo agents: agreeable, contrarian, stubborn, flaky, slow
 
 
 class _AgentsFile(msgspec.Struct, kw_only=True):

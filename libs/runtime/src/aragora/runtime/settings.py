@@ -93,8 +93,9 @@ class Settings:
     )
     demo_latency_ms: int = _env(
         "ARAGORA_DEMO_LATENCY_MS",
-        150,
-        "Simulated thinking time of each offline demo agent turn.",
+        0,
+        "Simulated thinking time of each offline demo agent turn (benchmarks set it to "
+        "measure the platform's overhead against a known provider latency).",
     )
     demo_seed: int = _env("ARAGORA_DEMO_SEED", 0, "Seed of the deterministic demo agents.")
     openai_base_url: str = _env(
@@ -106,6 +107,12 @@ class Settings:
     openai_api_key: str = _env("OPENAI_API_KEY", "", "Key for OPENAI_BASE_URL (never logged).")
     openai_model: str = _env(
         "ARAGORA_OPENAI_MODEL", "gpt-4o-mini", "Model of the built-in `openai` agent."
+    )
+    receipt_signing_key: str = _env(
+        "ARAGORA_RECEIPT_SIGNING_KEY",
+        "",
+        "Ed25519 private key (base64 of the 32-byte seed) that signs decision receipts; "
+        "empty: generated once into ARAGORA_DATA_DIR/receipt-signing.key (never logged).",
     )
     log_level: str = _env("ARAGORA_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR.")
     instance_id: str = _env(
