@@ -8,8 +8,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import msgspec
 import pytest
 
+from aragora.agent_runner.providers.demo import flaky_mode
 from aragora.agent_runner.service import TurnRunner, result_id
 from aragora.contracts import codec, subjects
 from aragora.contracts.messages import AgentTurnFailed, AgentTurnSucceeded, RunTurn
@@ -114,3 +116,54 @@ async def test_unknown_agent_and_slow_agent_are_reported_as_failed_turns(
     await consumer.stop()
     await asyncio.wait_for(task, 5)
     await conn.close()
+
+
+def _command(agent: str, phase: str, **overrides: object) -> RunTurn:
+    return msgspec.structs.replace(_turn(agent), phase=phase, **overrides)  # type: ignore[arg-type]
+
+
+async def test_structured_fields_reach_the_result_event(
+    tmp_path: Path, http: httpx.AsyncClient
+) -> None:
+    settings = make_settings(tmp_path)
+    runner = TurnRunner(load_registry(settings), settings, None, http)  # type: ignore[arg-type]
+    critique = await runner.run_turn(
+        _command("demo-contrarian", "critique", role="critic", targets=["demo-1", "demo-2"])
+    )
+    assert isinstance(critique, AgentTurnSucceeded)
+    assert critique.structured and critique.provider == "demo"
+    assert [c.target for c in critique.critiques] == ["demo-1", "demo-2"]
+    assert all(c.severity >= 7 for c in critique.critiques)
+    revise = await runner.run_turn(_command("demo-stubborn", "revise", round=2, ask_continue=True))
+    assert isinstance(revise, AgentTurnSucceeded) and revise.continue_debate is False
+    vote = await runner.run_turn(_command("demo-agreeable", "vote", candidates=["demo-3", "x"]))
+    assert isinstance(vote, AgentTurnSucceeded)
+    assert vote.vote is not None and vote.vote.choice == "demo-3"
+    decoded = codec.decode_agent_event(codec.encode(critique))
+    assert decoded == critique  # survives the wire
+
+
+async def test_flaky_and_slow_demo_agents(tmp_path: Path, http: httpx.AsyncClient) -> None:
+    settings = make_settings(tmp_path)
+    runner = TurnRunner(load_registry(settings), settings, None, http)  # type: ignore[arg-type]
+    commands = [
+        _command("demo-flaky", phase, round=r, targets=["demo-1"], candidates=["demo-1"])
+        for r in (1, 2, 3)
+        for phase in ("propose", "critique", "revise")
+    ]
+    modes = [flaky_mode(settings.demo_seed, c) for c in commands]
+    results = [await runner.run_turn(c) for c in commands]
+    for mode, result in zip(modes, results, strict=True):
+        if mode == "fail":
+            assert isinstance(result, AgentTurnFailed)
+            assert (result.reason, result.detail) == (
+                "provider_error",
+                "demo-flaky: simulated outage",
+            )
+        else:
+            assert isinstance(result, AgentTurnSucceeded) and result.structured
+            assert len(result.rejected_answers) == (1 if mode == "garble" else 0)
+    assert "garble" in modes and modes.count("fail") == 3
+    slow = await runner.run_turn(_command("demo-slow", "propose", timeout_seconds=0.2))
+    assert isinstance(slow, AgentTurnFailed) and slow.reason == "timeout"
+    assert 150 <= slow.latency_ms < 1000

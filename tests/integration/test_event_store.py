@@ -37,14 +37,14 @@ def store(db_settings: Settings) -> RecorderEventStore:
 
 
 def test_append_then_load_returns_the_events_in_seq_order(store: RecorderEventStore) -> None:
-    decision = domain.decide_start(_start(), datetime.now(UTC), _new_id, 30)
+    decision = domain.decide_start(_start(), domain.Ctx(now=datetime.now(UTC), ids=_new_id))
     store.append(decision.events, decision.commands)
     loaded = store.load(decision.events[0].debate_id)
     assert loaded == decision.events
 
 
 def test_a_second_writer_at_the_same_seq_is_refused(store: RecorderEventStore) -> None:
-    decision = domain.decide_start(_start(), datetime.now(UTC), _new_id, 30)
+    decision = domain.decide_start(_start(), domain.Ctx(now=datetime.now(UTC), ids=_new_id))
     store.append(decision.events, decision.commands)
     rival = RoundStarted(
         event_id=_new_id(),
@@ -60,7 +60,7 @@ def test_a_second_writer_at_the_same_seq_is_refused(store: RecorderEventStore) -
 
 
 def test_outbox_holds_events_and_commands_in_one_order(store: RecorderEventStore) -> None:
-    decision = domain.decide_start(_start(), datetime.now(UTC), _new_id, 30)
+    decision = domain.decide_start(_start(), domain.Ctx(now=datetime.now(UTC), ids=_new_id))
     last = store.append(decision.events, decision.commands)
     entries = store.outbox(0, 100)
     assert [e.topic for e in entries] == [
@@ -88,12 +88,12 @@ def test_relay_position_is_durable_and_only_moves_forward(
 
 
 def test_active_debates_are_those_without_a_terminal_event(store: RecorderEventStore) -> None:
-    first = domain.decide_start(_start(), datetime.now(UTC), _new_id, 30)
-    second = domain.decide_start(_start(), datetime.now(UTC), _new_id, 30)
+    first = domain.decide_start(_start(), domain.Ctx(now=datetime.now(UTC), ids=_new_id))
+    second = domain.decide_start(_start(), domain.Ctx(now=datetime.now(UTC), ids=_new_id))
     store.append(first.events, first.commands)
     store.append(second.events, second.commands)
     state = domain.replay(second.events)
     assert state is not None
-    ended = domain.decide_deadlines(state, datetime.now(UTC), _new_id, 30, debate_timeout_seconds=0)
+    ended = domain.decide_cancel(state, domain.Ctx(now=datetime.now(UTC), ids=_new_id), "x", "c")
     store.append(ended.events, [])
     assert store.active_debate_ids() == [first.events[0].debate_id]

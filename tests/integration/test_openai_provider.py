@@ -59,7 +59,7 @@ async def test_success_returns_content_model_and_usage(
     assert "Is tea better than coffee?" in out.content
     assert out.model == "fake-model"
     assert out.prompt_tokens > 0 and out.completion_tokens > 0
-    assert out.vote is None
+    assert out.vote is None and out.structured and out.rejected_answers == []
     assert fake_provider.stats()["by_path"] == {"/v1/chat/completions": 1}
 
 
@@ -71,6 +71,7 @@ async def test_vote_is_parsed(
     out = await make(fake_provider.base_url, http).run_turn(command)
     assert out.vote is not None
     assert (out.vote.choice, out.vote.confidence) == ("claude", 0.8)
+    assert out.structured and out.content.startswith("Choice: claude (confidence 0.80).")
 
 
 async def test_build_provider_sends_key_from_env(

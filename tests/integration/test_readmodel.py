@@ -61,7 +61,8 @@ def debate_events(
         agents=agents,
         rounds=rounds,
     )
-    decision = domain.decide_start(command, now, ids, 30.0)
+    ctx = domain.Ctx(now=now, ids=ids)
+    decision = domain.decide_start(command, ctx)
     events = list(decision.events)
     pending = list(decision.commands)
     state = domain.replay(events)
@@ -81,7 +82,7 @@ def debate_events(
             latency_ms=12,
             model="demo-deterministic",
         )
-        step = domain.decide_turn_result(state, result, now, ids, 30.0)
+        step = domain.decide_turn_result(state, result, ctx)
         for event in step.events:
             state = domain.evolve(state, event)
         events += step.events
@@ -157,12 +158,22 @@ async def test_events_applied_in_order_fold_into_the_view(readmodel: ReadModel) 
     assert final["last_seq"] == end.seq == len(events)
     assert final["status"] == "consensus"
     assert final["completed_at"] == end.occurred_at.isoformat()
-    assert final["current_phase"] == "vote"
+    assert final["current_phase"] == "synthesis"
 
     completed = [e for e in events if isinstance(e, TurnCompleted)]
-    assert len(final["turns"]) == len(completed) == 4 * len(AGENTS)  # propose..revise, vote
+    # propose, critique, revise and vote for each agent, then one synthesis
+    assert len(final["turns"]) == len(completed) == 4 * len(AGENTS) + 1
     assert all(t["status"] == "completed" for t in final["turns"])
-    assert {t["phase"] for t in final["turns"]} == {"propose", "critique", "revise", "vote"}
+    assert {t["phase"] for t in final["turns"]} == {
+        "propose",
+        "critique",
+        "revise",
+        "vote",
+        "synthesis",
+    }
+    assert final["proof"]["positions"] == dict.fromkeys(AGENTS, "AGREE")
+    assert final["synthesis"] == "synthesis by demo-1"  # top-rated; ties: first agent
+    assert {(r["agent"], r["domain"]) for r in final["ratings"]} >= {("demo-2", "general")}
     turn = final["turns"][0]
     assert turn["content"] == "propose by demo-1"
     assert (turn["latency_ms"], turn["model"]) == (12, "demo-deterministic")

@@ -30,7 +30,9 @@ def _decision() -> domain.Decision:
         agents=["demo-1", "demo-2", "demo-3"],
         rounds=1,
     )
-    return domain.decide_start(command, datetime.now(UTC), lambda: str(uuid.uuid4()), 30)
+    return domain.decide_start(
+        command, domain.Ctx(now=datetime.now(UTC), ids=lambda: str(uuid.uuid4()))
+    )
 
 
 @pytest.fixture

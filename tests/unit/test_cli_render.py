@@ -111,11 +111,30 @@ def _all_plain(events: list[DebateEventType]) -> str:
     return "\n".join(line for e in events for line in render.plain_lines(e))
 
 
-def test_expected_turns_counts_three_phases_per_round_and_a_vote() -> None:
-    assert render.expected_turns(3, 1) == 12
-    assert render.expected_turns(2, 3) == 20
-    events = recorded_debate()
-    assert sum(render.counts_as_turn(e) for e in events) == render.expected_turns(3, 1)
+def test_expected_turns_counts_phases_votes_judge_and_synthesis() -> None:
+    assert render.expected_turns(3, 1) == 13  # 9 + 3 votes + 1 synthesis
+    assert render.expected_turns(2, 3) == 21
+    assert render.expected_turns(3, 1, "judge") == 14
+    assert render.expected_turns(3, 1, "none") == 10
+    events = recorded_debate()  # a recording from before synthesis turns existed
+    assert sum(render.counts_as_turn(e) for e in events) == render.expected_turns(3, 1) - 1
+
+
+def test_convergence_and_queue_events_render_without_crashing() -> None:
+    from datetime import UTC, datetime
+
+    from aragora.contracts.messages import ConvergenceMeasured, DebateQueued
+
+    env = {"occurred_at": datetime.now(UTC), "correlation_id": "c", "debate_id": "d"}
+    queued = DebateQueued(**env, event_id="q", seq=2, position=3)  # type: ignore[arg-type]
+    measured = ConvergenceMeasured(
+        **env,  # type: ignore[arg-type]
+        event_id="m", seq=9, round=2, method="tfidf", similarities={"a": 0.9},
+        min_similarity=0.9, status="converged", stop_share=1.0, early_stop=True,
+        reason="converged",
+    )  # fmt: skip
+    assert "position 3" in render.plain_lines(queued)[0]
+    assert "stopping early: converged" in render.plain_lines(measured)[0]
 
 
 def test_recorded_debate_renders_header_rounds_turns_votes_and_outcome() -> None:

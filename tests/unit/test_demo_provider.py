@@ -1,4 +1,5 @@
-"""The offline demo provider: determinism, stances, both vote outcomes, prompt hygiene."""
+"""The offline demo provider (stance-driven demo-1..5): determinism, stances, structured
+answers, both vote outcomes. Behaviours: test_demo_behaviours.py."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 
 from aragora.agent_runner.providers import (
@@ -56,14 +58,20 @@ def sentences(text: str) -> int:
     return len(re.findall(r"[.!?](?:\s|$)", text))
 
 
-@pytest.mark.parametrize("phase", ["propose", "critique", "revise", "vote"])
-async def test_deterministic_for_same_inputs(phase: str) -> None:
-    command = turn(phase=phase, candidates=["demo-1", "demo-2"])
+@pytest.mark.parametrize("phase", ["propose", "critique", "revise", "vote", "judge", "synthesis"])
+async def test_deterministic_and_structured_for_same_inputs(phase: str) -> None:
+    command = turn(
+        phase=phase, candidates=["demo-1", "demo-2"], targets=["demo-2"], ask_continue=True
+    )
     first = await provider().run_turn(command)
     again = await provider().run_turn(command)
     assert first == again
+    assert first.structured and first.parse_error == "" and first.rejected_answers == []
     assert first.model == "demo-deterministic"
     assert first.prompt_tokens > 0 and first.completion_tokens > 0
+    assert (first.vote is not None) == (phase in ("vote", "judge"))
+    assert bool(first.critiques) == (phase == "critique")
+    assert (first.continue_debate is not None) == (phase in ("revise", "vote", "judge"))
 
 
 async def test_varies_with_seed_agent_and_round() -> None:
@@ -90,12 +98,27 @@ async def test_proposal_mentions_topic_and_reflects_stance(stance: str, marker: 
     assert out.vote is None
 
 
-async def test_critique_names_peers_not_self() -> None:
+async def test_critique_covers_peers_not_self() -> None:
     context = [PeerMessage(agent=a, round=1, phase="propose", content="text") for a, _ in AGENTS]
     out = await provider().run_turn(turn(phase="critique", context=context))
-    assert "demo-2" in out.content and "demo-3" in out.content
-    assert "demo-1 makes" not in out.content
-    assert 2 <= sentences(out.content) <= 4
+    assert [c.target for c in out.critiques] == ["demo-2", "demo-3"]
+    assert all(c.issues and c.suggestions and 0 <= c.severity <= 10 for c in out.critiques)
+    assert out.content.splitlines()[0].startswith("demo-2 (severity ")
+    assert "demo-1" not in out.content
+
+
+async def test_critique_follows_targets() -> None:
+    out = await provider().run_turn(turn(phase="critique", targets=["demo-3"], role="critic"))
+    assert [c.target for c in out.critiques] == ["demo-3"]
+
+
+@pytest.mark.parametrize(("stance", "low", "high"), [("negative", 5, 8), ("affirmative", 2, 6)])
+async def test_critique_severity_by_stance(stance: str, low: int, high: int) -> None:
+    for r in range(1, 6):
+        out = await provider().run_turn(
+            turn(phase="critique", stance=stance, round=r, targets=["demo-2", "demo-3"])
+        )
+        assert all(low <= c.severity <= high for c in out.critiques)
 
 
 async def test_revision_moves_to_common_ground_later() -> None:
@@ -115,7 +138,8 @@ async def votes(topic: str, seed: int = 0) -> dict[str, str]:
         out = await provider(seed).run_turn(command)
         assert out.vote is not None
         assert 0.55 <= out.vote.confidence <= 0.95
-        assert out.content == out.vote.reasoning and "\n" not in out.content
+        assert out.content.startswith(f"Choice: {out.vote.choice} (confidence ")
+        assert out.vote.reasoning in out.content and "\n" not in out.content
         result[agent] = out.vote.choice
     return result
 
@@ -138,7 +162,68 @@ async def test_non_candidate_voters() -> None:
     )
     assert out.vote is not None and out.vote.choice == "demo-2"
     out = await provider().run_turn(turn(phase="vote", candidates=[]))
-    assert out.vote is None and out.content
+    assert out.vote is None and out.content and not out.structured
+
+
+async def test_neutral_support_for_another_is_conditional() -> None:
+    topic = topics(agreeable=True)[0]
+    command = turn(
+        phase="vote", agent="demo-3", stance="neutral", topic=topic, candidates=["demo-1"]
+    )
+    out = await provider().run_turn(command)
+    assert out.vote is not None and out.vote.choice == "demo-1" and out.vote.conditions
+    assert "Conditions: " in out.content
+
+
+@pytest.mark.parametrize("agreeable", [True, False])
+async def test_continue_stops_from_round_3_on_agreeable_topics(agreeable: bool) -> None:
+    topic = topics(agreeable)[0]
+    answers = [
+        (
+            await provider().run_turn(turn(phase="revise", topic=topic, round=r, ask_continue=True))
+        ).continue_debate
+        for r in (1, 2, 3, 4)
+    ]
+    assert answers == ([True, True, False, False] if agreeable else [True] * 4)
+
+
+async def test_judge_picks_like_its_vote() -> None:
+    topic = topics(agreeable=True)[0]
+    for agent, stance in AGENTS:
+        common = {
+            "agent": agent,
+            "stance": stance,
+            "topic": topic,
+            "candidates": ["demo-1", "demo-2"],
+        }
+        vote = await provider().run_turn(turn(phase="vote", **common))
+        judge = await provider().run_turn(turn(phase="judge", role="judge", **common))
+        assert vote.vote is not None and judge.vote is not None
+        assert judge.vote.choice == vote.vote.choice
+
+
+async def test_synthesis_builds_on_the_winner() -> None:
+    context = [
+        PeerMessage(agent="demo-1", round=2, phase="revise", content="Answer one."),
+        PeerMessage(agent="demo-2", round=2, phase="revise", content="Answer two."),
+        PeerMessage(agent="demo-1", round=2, phase="vote", content="Choice: demo-2 (x). y"),
+        PeerMessage(agent="demo-2", round=2, phase="vote", content="Choice: demo-2 (x). y"),
+    ]
+    command = turn(
+        phase="synthesis", role="synthesizer", context=context, candidates=["demo-1", "demo-2"]
+    )
+    out = await provider().run_turn(command)
+    assert out.structured and out.vote is None
+    assert "demo-2's answer" in out.content and "Answer two." in out.content
+    assert "Open tensions: demo-1" in out.content
+    judged = [
+        *context,
+        PeerMessage(agent="demo-3", round=2, phase="judge", content="Choice: demo-1 (c). r"),
+    ]
+    out = await provider().run_turn(msgspec.structs.replace(command, context=judged))
+    assert "demo-1's answer" in out.content and "Answer one." in out.content
+    alone = await provider().run_turn(turn(phase="synthesis", candidates=["demo-1"]))
+    assert "demo-1's answer" in alone.content and "none were left unanswered" in alone.content
 
 
 def test_about_two_thirds_of_topics_are_agreeable() -> None:

@@ -193,7 +193,7 @@ class _RichSink:
         if self._task is None:
             return
         if isinstance(event, DebateCreated):
-            self._total = render.expected_turns(len(event.agents), event.rounds)
+            self._total = render.expected_turns(len(event.agents), event.rounds, event.consensus)
         advance = 1 if render.counts_as_turn(event) else 0
         self._progress.update(
             self._task, total=self._total, description="turns", advance=advance, refresh=True

@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from aragora.cli import ask
+from aragora.cli import ask, receipt
 from aragora.runtime.settings import SettingsError, load_settings, settings_fields
 
 
@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--runners", type=int, default=1, help="agent-runner processes (1)")
     serve.set_defaults(func=_serve)
     ask.add_parser(sub)
+    receipt.add_parser(sub)
     config = sub.add_parser("config", help="list every setting with its default")
     config.add_argument("--markdown", action="store_true", help="as docs/configuration.md")
     config.set_defaults(func=_config)

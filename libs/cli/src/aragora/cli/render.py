@@ -17,10 +17,12 @@ from rich.panel import Panel
 from rich.text import Text
 
 from aragora.contracts.messages import (
+    ConvergenceMeasured,
     DebateCompleted,
     DebateCreated,
     DebateEventType,
     DebateFailed,
+    DebateQueued,
     PhaseStarted,
     RoundStarted,
     TurnCompleted,
@@ -48,9 +50,13 @@ _META_STYLE = "dim"
 _FAIL_STYLE = "bold red"
 
 
-def expected_turns(agent_count: int, rounds: int) -> int:
-    """Turns a debate should take: propose, critique and revise per round, then one vote each."""
-    return agent_count * PHASES_PER_ROUND * rounds + agent_count
+def expected_turns(agent_count: int, rounds: int, consensus: str = "majority") -> int:
+    """Turns a full-length debate takes: propose, critique and revise per round, one vote
+    each (none in ``none`` mode), the judge's ruling (``judge``), and one synthesis.
+    An early stop or a skipped critique ends below this; the bar then jumps to done."""
+    votes = 0 if consensus == "none" else agent_count
+    judge = 1 if consensus == "judge" else 0
+    return agent_count * PHASES_PER_ROUND * rounds + votes + judge + 1
 
 
 def counts_as_turn(event: DebateEventType) -> bool:
@@ -186,6 +192,24 @@ def outcome_lines(event: DebateCompleted | DebateFailed) -> list[Text]:
     lines.append(Text.assemble(("Answer: ", "bold"), answer))
     lines.append(Text.assemble(("Supporters: ", "bold"), (_names(c.supporters), "green")))
     lines.append(Text.assemble(("Dissenters: ", "bold"), (_names(c.dissenters), "yellow")))
+    if event.proof is not None:
+        for dissent in event.proof.dissent:
+            reasons = "; ".join(dissent.reasons) or "-"
+            lines.append(
+                Text.assemble(
+                    ("  dissent ", _META_STYLE),
+                    (sanitize(dissent.agent), _AGENT_STYLE),
+                    f": {preview(reasons, REASONING_PREVIEW_CHARS)}",
+                )
+            )
+    if event.synthesis:
+        synthesis = preview(event.synthesis, ANSWER_PREVIEW_CHARS, keep_newlines=True)
+        lines.append(Text.assemble(("Synthesis: ", "bold"), synthesis))
+    if event.reason:
+        lines.append(Text.assemble(("Ended by: ", "bold"), sanitize(event.reason)))
+    if event.failures:
+        failed = ", ".join(f"{f.agent} ({f.phase}: {f.reason})" for f in event.failures)
+        lines.append(Text.assemble(("Agent failures: ", "bold"), (sanitize(failed), "red")))
     return lines
 
 
@@ -216,7 +240,27 @@ def event_lines(event: DebateEventType) -> list[Text]:
         return [turn_line(event)]
     if isinstance(event, TurnFailed):
         return [turn_failed_line(event)]
+    if isinstance(event, DebateQueued):
+        return [Text(f"queued: position {event.position} (server at capacity)", style=_META_STYLE)]
+    if isinstance(event, ConvergenceMeasured):
+        return [convergence_line(event)]
     return [outcome_title(event), *outcome_lines(event)]
+
+
+def convergence_line(event: ConvergenceMeasured) -> Text:
+    """Round-end convergence: how much positions moved, STOP votes, an early stop."""
+    similarity = "-" if event.min_similarity is None else f"{event.min_similarity:.2f}"
+    line = Text.assemble(
+        (f"   convergence after round {event.round}: ", _META_STYLE),
+        (event.status or "n/a", "bold"),
+        (f" (lowest similarity {similarity}, {event.method}", _META_STYLE),
+    )
+    if event.stop_share is not None:
+        line.append(f", STOP {percent(event.stop_share)}", style=_META_STYLE)
+    line.append(")", style=_META_STYLE)
+    if event.early_stop:
+        line.append(f" -> stopping early: {sanitize(event.reason)}", style="bold")
+    return line
 
 
 def plain_lines(event: DebateEventType) -> list[str]:

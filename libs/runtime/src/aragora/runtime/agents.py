@@ -1,8 +1,9 @@
 """The agent registry: which agent names exist and which provider serves each.
 
 The gateway validates requested names against it; agent-runners build providers from it.
-Sources, later ones overriding earlier: the built-in demo agents (`demo-1` … `demo-5`,
-always present, offline), the built-in `openai` agent when OPENAI_BASE_URL or
+Sources, later ones overriding earlier: the built-in demo agents (`demo-1` … `demo-5` and
+`demo-agreeable`, `demo-contrarian`, `demo-stubborn`, `demo-flaky`, `demo-slow`, always
+present, offline), the built-in `openai` agent when OPENAI_BASE_URL or
 OPENAI_API_KEY is set, then the TOML file named by ARAGORA_AGENTS_FILE.
 """
 
@@ -18,6 +19,7 @@ from aragora.runtime.settings import Settings, SettingsError
 
 ProviderKind = Literal["demo", "openai-compatible"]
 DEMO_AGENT_COUNT = 5
+DEMO_BEHAVIOURS = ("agreeable", "contrarian", "stubborn", "flaky", "slow")
 
 
 class AgentSpec(msgspec.Struct, frozen=True, kw_only=True):
@@ -55,10 +57,17 @@ class AgentRegistry(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def demo_agents() -> list[AgentSpec]:
-    return [
+    """The built-in offline agents: ``demo-1`` … ``demo-5`` argue the stance they are given;
+    ``demo-<behaviour>`` (agreeable, contrarian, stubborn, flaky, slow) act out a behaviour."""
+    stance_driven = [
         AgentSpec(name=f"demo-{i}", provider="demo", model="demo-deterministic")
         for i in range(1, DEMO_AGENT_COUNT + 1)
     ]
+    behaving = [
+        AgentSpec(name=f"demo-{b}", provider="demo", model="demo-deterministic", behaviour=b)
+        for b in DEMO_BEHAVIOURS
+    ]
+    return stance_driven + behaving
 
 
 def load_registry(settings: Settings) -> AgentRegistry:

@@ -1,8 +1,10 @@
 """Runs agent turns: one RunTurn command in, one result event out.
 
 Competing consumers: every replica pulls from the same durable consumer, so N replicas
-share the work. The provider adapter is the single retry owner for its HTTP calls; this
-layer only bounds the whole turn by its deadline and reports the outcome as a fact.
+share the work. The provider adapter is the single retry owner for its HTTP calls, and
+``run_structured`` the single owner of the content re-ask; this layer only bounds the whole
+turn by its deadline (which the provider is told, so a re-ask ends before it) and reports
+the outcome as a fact.
 The result's event id is derived from the turn id, so a re-run after a crash publishes
 the same ``Nats-Msg-Id`` and JetStream drops the duplicate.
 """
@@ -75,9 +77,10 @@ class TurnRunner:
                 detail=f"agent {command.agent!r} is not in this runner's registry",
             )
         started = time.monotonic()
+        deadline = asyncio.get_running_loop().time() + command.timeout_seconds
         try:
-            async with asyncio.timeout(command.timeout_seconds):
-                output = await provider.run_turn(command)
+            async with asyncio.timeout_at(deadline):
+                output = await provider.run_turn(command, deadline=deadline)
         except TimeoutError:
             return AgentTurnFailed(
                 **envelope,  # type: ignore[arg-type]
@@ -101,6 +104,11 @@ class TurnRunner:
             model=output.model,
             prompt_tokens=output.prompt_tokens,
             completion_tokens=output.completion_tokens,
+            critiques=output.critiques,
+            continue_debate=output.continue_debate,
+            structured=output.structured,
+            parse_error=output.parse_error,
+            rejected_answers=output.rejected_answers,
         )
 
     async def handle(self, msg: Msg) -> None:

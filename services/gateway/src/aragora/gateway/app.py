@@ -18,7 +18,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from aragora.contracts import subjects
 from aragora.contracts.subjects import EVENTS_STREAM
-from aragora.gateway import debates, system, ws
+from aragora.gateway import debates, leaderboard, receipts, system, ws
 from aragora.gateway.deps import Deps
 from aragora.gateway.live import LiveHub
 from aragora.gateway.projector import Projector
@@ -83,6 +83,9 @@ def create_app(deps: Deps, *, own_lifecycle: bool = True) -> Litestar:
     return Litestar(
         route_handlers=[
             debates.DebateController,
+            leaderboard.AgentController,
+            receipts.debate_receipt,
+            receipts.receipt_public_key,
             ws.debate_stream,
             ws.firehose,
             system.health,

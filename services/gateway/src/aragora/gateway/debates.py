@@ -9,34 +9,30 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
-from litestar.exceptions import NotFoundException, ServiceUnavailableException, ValidationException
+from litestar.exceptions import (
+    ClientException,
+    NotFoundException,
+    ServiceUnavailableException,
+)
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.status_codes import HTTP_409_CONFLICT
 
 from aragora.contracts import codec, subjects
-from aragora.contracts.messages import StartDebate
+from aragora.contracts.messages import CancelDebate, StartDebate
 from aragora.gateway import metrics
 from aragora.gateway.deps import Deps
-from aragora.gateway.projection import initial_view
+from aragora.gateway.projection import RUNNING, initial_view
+from aragora.gateway.requests import CreateDebate, invalid, resolve_protocol
 from aragora.runtime import bus
 from aragora.runtime.logs import correlation_id_var
 
-Status = Literal["running", "consensus", "no_consensus", "failed", "timeout", "cancelled"]
+Status = Literal["queued", "running", "consensus", "no_consensus", "failed", "timeout", "cancelled"]
 _IDEMPOTENCY_NS = uuid.UUID("6f0c5c1e-3d1b-4a57-9a43-6a3f3c0f4a11")
 MAX_AGENTS = 8
 
 
-class CreateDebate(msgspec.Struct, forbid_unknown_fields=True):
-    topic: Annotated[str, msgspec.Meta(min_length=1, max_length=4000)]
-    agents: list[Annotated[str, msgspec.Meta(min_length=1, max_length=64)]] | None = None
-    rounds: Annotated[int, msgspec.Meta(ge=1, le=12)] | None = None
-    consensus: Literal["majority", "supermajority", "unanimous"] = "majority"
-
-
-def _invalid(field: str, message: str) -> ValidationException:
-    return ValidationException(
-        detail=f"Validation failed: {field}: {message}",
-        extra=[{"key": field, "message": message, "source": "body"}],
-    )
+class ConflictException(ClientException):
+    status_code = HTTP_409_CONFLICT
 
 
 def deps_of(state: State) -> Deps:
@@ -55,28 +51,24 @@ class DebateController(Controller):
         deps = deps_of(state)
         topic = data.topic.strip()
         if not topic:
-            raise _invalid("topic", "must not be blank")
+            raise invalid("topic", "must not be blank")
         agents = data.agents if data.agents is not None else deps.registry.default_agents
         if not 2 <= len(agents) <= MAX_AGENTS:
-            raise _invalid("agents", f"need between 2 and {MAX_AGENTS} agents, got {len(agents)}")
+            raise invalid("agents", f"need between 2 and {MAX_AGENTS} agents, got {len(agents)}")
         if len(set(agents)) != len(agents):
-            raise _invalid("agents", "each agent may appear once")
+            raise invalid("agents", "each agent may appear once")
         unknown = deps.registry.unknown(agents)
         if unknown:
             known = ", ".join(sorted(deps.registry.agents))
-            raise _invalid("agents", f"unknown agent(s) {', '.join(unknown)}; known: {known}")
+            raise invalid("agents", f"unknown agent(s) {', '.join(unknown)}; known: {known}")
         if deps.bus is None or not deps.bus.nc.is_connected:
             raise ServiceUnavailableException("the message bus is unavailable; retry shortly")
-        running = await deps.readmodel.count_running()
-        if running >= deps.settings.max_concurrent_debates:
-            raise ServiceUnavailableException(
-                f"{running} debates are running (ARAGORA_MAX_CONCURRENT_DEBATES); retry later"
-            )
+        protocol = resolve_protocol(data, deps.settings)
         key = request.headers.get("idempotency-key")
         debate_id = str(uuid.uuid5(_IDEMPOTENCY_NS, key) if key else uuid.uuid4())
         correlation_id = correlation_id_var.get() or f"corr-{uuid.uuid4().hex[:12]}"
         now = datetime.now(UTC)
-        rounds = data.rounds or deps.settings.default_rounds
+        rounds = protocol.rounds
         command = StartDebate(
             event_id=str(uuid.uuid5(uuid.UUID(debate_id), "start")),
             occurred_at=now,
@@ -85,8 +77,10 @@ class DebateController(Controller):
             topic=topic,
             agents=agents,
             rounds=rounds,
-            consensus=data.consensus,
-            threshold=deps.settings.consensus_threshold,
+            consensus=protocol.consensus,
+            threshold=protocol.threshold,
+            protocol=protocol,
+            domain=data.domain,
         )
         await deps.readmodel.accept(initial_view(debate_id, topic, agents, rounds, now.isoformat()))
         await bus.publish(
@@ -134,3 +128,24 @@ class DebateController(Controller):
             ",".join(bodies).encode(),
         )
         return Response(payload, media_type="application/json")
+
+    @post("/{debate_id:str}/cancel", status_code=202)
+    async def cancel(self, debate_id: FromPath[str], state: State) -> dict[str, str]:
+        deps = deps_of(state)
+        view = await deps.readmodel.get(debate_id)
+        if view is None:
+            raise NotFoundException(f"no debate {debate_id}")
+        if view["status"] not in ("queued", RUNNING):
+            raise ConflictException(f"debate {debate_id} already ended: {view['status']}")
+        if deps.bus is None or not deps.bus.nc.is_connected:
+            raise ServiceUnavailableException("the message bus is unavailable; retry shortly")
+        command = CancelDebate(
+            event_id=str(uuid.uuid5(uuid.UUID(debate_id), "cancel")),
+            occurred_at=datetime.now(UTC),
+            correlation_id=correlation_id_var.get() or f"corr-{uuid.uuid4().hex[:12]}",
+            debate_id=debate_id,
+        )
+        await bus.publish(
+            deps.bus.js, subjects.CANCEL_DEBATE, codec.encode(command), command.event_id
+        )
+        return {"id": debate_id, "status": "cancelling"}

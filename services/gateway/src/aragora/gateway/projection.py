@@ -7,11 +7,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from aragora.contracts.messages import (
+    ConvergenceMeasured,
     DebateCompleted,
     DebateCreated,
     DebateEvent,
     DebateFailed,
+    DebateQueued,
     PhaseStarted,
     RoundStarted,
     TurnCompleted,
@@ -39,7 +43,15 @@ def initial_view(
         "turns": [],
         "votes": [],
         "consensus": None,
+        "proof": None,
+        "synthesis": None,
+        "convergence": [],
+        "failures": [],
+        "ratings": [],
+        "reason": None,
         "error": None,
+        "domain": "general",
+        "protocol": None,
         "last_seq": 0,
     }
 
@@ -58,13 +70,20 @@ def apply(view: View | None, event: DebateEvent) -> View:
             "consensus_mode": event.consensus,
             "threshold": event.threshold,
             "created_at": _ts(event),
+            "domain": event.domain,
+            "protocol": msgspec.to_builtins(event.protocol) if event.protocol else None,
         }
     elif view is None:
         raise ValueError(f"{type(event).__name__} before debate.created")
     else:
         view = {**view}
-    if isinstance(event, RoundStarted):
+    if isinstance(event, DebateQueued):
+        view["status"] = "queued"
+    elif isinstance(event, RoundStarted):
         view["current_round"] = event.round
+        view["status"] = RUNNING
+    elif isinstance(event, ConvergenceMeasured):
+        view["convergence"] = [*view.get("convergence", []), _builtins(event)]
     elif isinstance(event, PhaseStarted):
         view["current_phase"] = event.phase
         view["turns"] = [
@@ -76,6 +95,7 @@ def apply(view: View | None, event: DebateEvent) -> View:
                     "phase": event.phase,
                     "agent": t.agent,
                     "stance": t.stance,
+                    "role": t.role,
                     "status": "pending",
                 }
                 for t in event.turns
@@ -83,7 +103,9 @@ def apply(view: View | None, event: DebateEvent) -> View:
         ]
     elif isinstance(event, TurnCompleted | TurnFailed):
         view["turns"] = [_resolve(t, event) for t in view["turns"]]
-        if isinstance(event, TurnCompleted) and event.vote is not None:
+        if isinstance(event, TurnCompleted) and event.vote is not None and event.phase == "judge":
+            view["judge"] = {"agent": event.agent, **msgspec.to_builtins(event.vote)}
+        elif isinstance(event, TurnCompleted) and event.vote is not None:
             vote = event.vote
             view["votes"] = [
                 *view["votes"],
@@ -98,20 +120,17 @@ def apply(view: View | None, event: DebateEvent) -> View:
         c = event.consensus
         view["status"] = event.status
         view["completed_at"] = _ts(event)
-        view["consensus"] = {
-            "reached": c.reached,
-            "agreement_ratio": c.agreement_ratio,
-            "confidence": c.confidence,
-            "threshold": c.threshold,
-            "winner": c.winner,
-            "answer": c.answer,
-            "supporters": c.supporters,
-            "dissenters": c.dissenters,
-        }
+        view["consensus"] = msgspec.to_builtins(c)
+        view["proof"] = msgspec.to_builtins(event.proof) if event.proof else None
+        view["synthesis"] = event.synthesis
+        view["failures"] = msgspec.to_builtins(event.failures)
+        view["ratings"] = msgspec.to_builtins(event.ratings)
+        view["reason"] = event.reason
     elif isinstance(event, DebateFailed):
         view["status"] = event.status
         view["completed_at"] = _ts(event)
         view["error"] = event.reason
+        view["failures"] = msgspec.to_builtins(event.failures)
     view["last_seq"] = event.seq
     return view
 
@@ -120,14 +139,31 @@ def _resolve(turn: dict[str, Any], event: TurnCompleted | TurnFailed) -> dict[st
     if turn["turn_id"] != event.turn_id:
         return turn
     if isinstance(event, TurnCompleted):
-        return {
+        done = {
             **turn,
             "status": "completed",
             "content": event.content,
             "latency_ms": event.latency_ms,
             "model": event.model,
+            "structured": event.structured,
         }
+        if event.critiques:
+            done["critiques"] = msgspec.to_builtins(event.critiques)
+        if event.continue_debate is not None:
+            done["continue"] = event.continue_debate
+        if event.parse_error:
+            done["parse_error"] = event.parse_error
+        return done
     return {**turn, "status": "failed", "reason": event.reason, "detail": event.detail}
+
+
+def _builtins(event: DebateEvent) -> dict[str, Any]:
+    body = msgspec.to_builtins(event)
+    assert isinstance(body, dict)
+    for envelope in ("type", "event_id", "occurred_at", "correlation_id", "causation_id"):
+        body.pop(envelope, None)
+    body.pop("debate_id", None)
+    return body
 
 
 def _ts(event: DebateEvent) -> str:

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from aragora.contracts import codec
-from aragora.contracts.messages import DebateEvent, tag_of
-from aragora.gateway import projection
+from aragora.contracts.messages import DebateCompleted, DebateEvent, tag_of
+from aragora.gateway import leaderboard, projection
 from aragora.gateway.projection import View
 from aragora.runtime.settings import Settings
 
@@ -93,7 +93,7 @@ class ReadModel:
             self._sqlite = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._sqlite.execute("PRAGMA journal_mode=WAL")
             self._sqlite.execute("PRAGMA synchronous=NORMAL")
-        self._tx(lambda cur: [cur.execute(stmt) for stmt in _DDL])
+        self._tx(lambda cur: [cur.execute(stmt) for stmt in (*_DDL, *leaderboard.DDL)])
 
     def _tx(self, work: Callable[[Any], T]) -> T:
         """Run ``work(cursor)`` in one transaction (worker thread only)."""
@@ -110,6 +110,10 @@ class ReadModel:
             raise
         cur.execute("COMMIT")
         return result
+
+    async def run(self, work: Callable[[Any], T]) -> T:
+        """Run ``work(cursor)`` in one transaction on the read model's worker thread."""
+        return await self._run(work)
 
     async def _run(self, work: Callable[[Any], T]) -> T:
         loop = asyncio.get_running_loop()
@@ -178,6 +182,8 @@ class ReadModel:
                     json.dumps(new),
                 ),
             )
+            if isinstance(event, DebateCompleted):
+                leaderboard.project(cur, event)
             return Applied.APPLIED, new
 
         return await self._run(work)
@@ -188,7 +194,16 @@ class ReadModel:
         def work(cur: Any) -> View | None:
             cur.execute("SELECT view FROM gw_debates WHERE id = ?", (debate_id,))
             row = cur.fetchone()
-            return json.loads(row[0]) if row else None
+            if not row:
+                return None
+            view: View = json.loads(row[0])
+            if view["status"] == "queued":  # live position: queued debates created earlier
+                cur.execute(
+                    "SELECT count(*) FROM gw_debates WHERE status = ? AND created_at <= ?",
+                    ("queued", view["created_at"]),
+                )
+                view["queue_position"] = int(cur.fetchone()[0])
+            return view
 
         return await self._run(work)
 
@@ -219,7 +234,10 @@ class ReadModel:
 
     async def count_running(self) -> int:
         def work(cur: Any) -> int:
-            cur.execute("SELECT count(*) FROM gw_debates WHERE status = ?", (projection.RUNNING,))
+            cur.execute(
+                "SELECT count(*) FROM gw_debates WHERE status IN (?, ?)",
+                (projection.RUNNING, "queued"),
+            )
             return int(cur.fetchone()[0])
 
         return await self._run(work)

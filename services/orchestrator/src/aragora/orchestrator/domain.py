@@ -1,73 +1,71 @@
-"""The debate as pure functions: ``evolve(state, event) -> state`` and ``decide_*``.
+"""The debate as pure functions: ``decide_*(state, input, ctx) -> Decision``.
 
-No I/O, no clock, no randomness: time and ids are passed in, so replaying the stored
-events re-derives the same state, and the rules are tested without a bus or a database.
+No I/O, no clock, no randomness: time, ids and current ratings come in through
+:class:`Ctx`, and everything a later replay needs (weights, the judge, convergence, the
+proof, rating changes) is written into the events.
 
-Protocol (v1): ``rounds`` rounds of propose -> critique -> revise, agents in parallel in
-each phase; then one vote; consensus when the winner's share of all agents reaches the
-mode's threshold. Every debate ends in exactly one terminal event.
+Protocol: ``rounds`` rounds of propose -> critique (skippable in the last round) ->
+revise, agents in parallel per phase, critics assigned by the topology; after each
+revise from round 2 convergence and STOP votes may end the debating early; then the
+vote (not for ``none``), a judge's ruling (``judge``), one synthesis turn, and exactly
+one terminal event.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from aragora.contracts.messages import (
     AgentTurnFailed,
     AgentTurnSucceeded,
-    Consensus,
+    ConvergenceMeasured,
     DebateCompleted,
     DebateCreated,
     DebateEvent,
     DebateFailed,
-    PeerMessage,
-    Phase,
+    DebateQueued,
     PhaseStarted,
     RoundStarted,
     RunTurn,
-    Stance,
     StartDebate,
     TurnCompleted,
     TurnFailed,
+)
+from aragora.contracts.values import (
+    AgentFailure,
+    Consensus,
+    Phase,
+    Protocol,
+    Role,
+    Stance,
     TurnSpec,
     Vote,
 )
+from aragora.orchestrator import ratings as elo
+from aragora.orchestrator import similarity, tally
+from aragora.orchestrator.context import context_for
+from aragora.orchestrator.state import DebateState, evolve, replay
+from aragora.orchestrator.topology import critique_targets
+
+__all__ = ["NOTHING", "Ctx", "DebateState", "Decision", "evolve", "replay"]
 
 STANCES: tuple[Stance, ...] = ("affirmative", "negative", "neutral")
-PHASES: tuple[Phase, ...] = ("propose", "critique", "revise")
 TURN_GRACE_SECONDS = 5.0  # the runner reports its own timeouts; this is the backstop
+STOP_SHARE = 0.85
 IdFactory = Callable[[], str]
 
 
 @dataclass(frozen=True)
-class Turn:
-    spec: TurnSpec
-    round: int
-    phase: Phase
-    outcome: TurnCompleted | TurnFailed | None = None
+class Ctx:
+    """What a decision may depend on besides the state: injected, so rules stay pure."""
 
-
-@dataclass(frozen=True)
-class DebateState:
-    debate_id: str
-    topic: str
-    agents: tuple[str, ...]
-    rounds: int
-    created: DebateCreated
-    seq: int
-    round: int = 0
-    phase: Phase | None = None
-    phase_started_at: datetime | None = None
-    turns: dict[str, Turn] = field(default_factory=dict)  # current phase's turns
-    latest: dict[str, str] = field(default_factory=dict)  # agent -> latest position
-    history: tuple[TurnCompleted, ...] = ()
-    terminal: DebateCompleted | DebateFailed | None = None
-
-    @property
-    def is_over(self) -> bool:
-        return self.terminal is not None
+    now: datetime
+    ids: IdFactory
+    ratings: elo.Ratings = field(default_factory=elo.Ratings)
+    similarity_method: similarity.Method = "tfidf"
 
 
 @dataclass(frozen=True)
@@ -84,72 +82,35 @@ def stance_of(index: int, round_: int) -> Stance:
     return STANCES[(index + round_ - 1) % len(STANCES)]
 
 
-# --- evolve ----------------------------------------------------------------------------------
-
-
-def evolve(state: DebateState | None, event: DebateEvent) -> DebateState:
-    if isinstance(event, DebateCreated):
-        return DebateState(
-            debate_id=event.debate_id,
-            topic=event.topic,
-            agents=tuple(event.agents),
-            rounds=event.rounds,
-            created=event,
-            seq=event.seq,
-        )
-    if state is None:
-        raise ValueError(f"{type(event).__name__} before debate.created")
-    state = replace(state, seq=event.seq)
-    if isinstance(event, RoundStarted):
-        return replace(state, round=event.round)
-    if isinstance(event, PhaseStarted):
-        turns = {t.turn_id: Turn(spec=t, round=event.round, phase=event.phase) for t in event.turns}
-        return replace(state, phase=event.phase, phase_started_at=event.occurred_at, turns=turns)
-    if isinstance(event, TurnCompleted | TurnFailed):
-        turn = state.turns[event.turn_id]
-        turns = {**state.turns, event.turn_id: replace(turn, outcome=event)}
-        if isinstance(event, TurnCompleted):
-            latest = state.latest
-            if event.phase in ("propose", "revise"):
-                latest = {**latest, event.agent: event.content}
-            return replace(state, turns=turns, latest=latest, history=(*state.history, event))
-        return replace(state, turns=turns)
-    if isinstance(event, DebateCompleted | DebateFailed):
-        return replace(state, terminal=event)
-    raise TypeError(f"unknown event {type(event).__name__}")
-
-
-def replay(events: list[DebateEvent]) -> DebateState | None:
-    state: DebateState | None = None
-    for event in events:
-        state = evolve(state, event)
-    return state
-
-
-# --- decide ----------------------------------------------------------------------------------
+def resolve_protocol(command: StartDebate) -> Protocol:
+    """The command's protocol as sent (the gateway resolved presets and defaults)."""
+    if command.protocol is not None:
+        return command.protocol
+    return Protocol(rounds=command.rounds, consensus=command.consensus, threshold=command.threshold)
 
 
 class _Builder:
     """Accumulates events with contiguous seq and the commands they imply."""
 
-    def __init__(
-        self, state: DebateState | None, now: datetime, ids: IdFactory, cause: str
-    ) -> None:
+    def __init__(self, state: DebateState | None, ctx: Ctx, cause: str) -> None:
         self.state = state
-        self.now = now
-        self.ids = ids
+        self.ctx = ctx
         self.cause = cause
         self.decision = Decision(events=[], commands=[])
 
-    def envelope(self) -> dict[str, object]:
+    @property
+    def s(self) -> DebateState:
         assert self.state is not None
+        return self.state
+
+    def env(self) -> dict[str, object]:
         return {
-            "event_id": self.ids(),
-            "occurred_at": self.now,
-            "correlation_id": self.state.created.correlation_id,
+            "event_id": self.ctx.ids(),
+            "occurred_at": self.ctx.now,
+            "correlation_id": self.s.created.correlation_id,
             "causation_id": self.cause,
-            "debate_id": self.state.debate_id,
-            "seq": self.state.seq + 1,
+            "debate_id": self.s.debate_id,
+            "seq": self.s.seq + 1,
         }
 
     def emit(self, event: DebateEvent) -> None:
@@ -157,62 +118,105 @@ class _Builder:
         self.decision.events.append(event)
 
 
-def decide_start(
-    command: StartDebate, now: datetime, ids: IdFactory, timeout_seconds: float
-) -> Decision:
+# --- start, queue, cancel ---------------------------------------------------------------------
+
+
+def decide_start(command: StartDebate, ctx: Ctx, *, queue_position: int = 0) -> Decision:
+    """Create the debate; start it, or queue it when the orchestrator is at capacity."""
+    protocol = resolve_protocol(command)
     created = DebateCreated(
-        event_id=ids(),
-        occurred_at=now,
+        event_id=ctx.ids(),
+        occurred_at=ctx.now,
         correlation_id=command.correlation_id,
         causation_id=command.event_id,
         debate_id=command.debate_id,
         seq=1,
         topic=command.topic,
         agents=list(command.agents),
-        rounds=command.rounds,
-        consensus=command.consensus,
-        threshold=_threshold(command.consensus, command.threshold),
+        rounds=protocol.rounds,
+        consensus=protocol.consensus,
+        threshold=tally.threshold_for(protocol.consensus, protocol.threshold),
+        protocol=protocol,
+        domain=command.domain,
     )
-    b = _Builder(None, now, ids, command.event_id)
+    b = _Builder(None, ctx, command.event_id)
     b.emit(created)
-    _start_round(b, 1, timeout_seconds)
+    if queue_position > 0:
+        b.emit(DebateQueued(**b.env(), position=queue_position))  # type: ignore[arg-type]
+    else:
+        _start_round(b, 1)
     return b.decision
 
 
-def _threshold(mode: str, threshold: float) -> float:
-    if mode == "unanimous":
-        return 1.0
-    if mode == "supermajority":
-        return max(threshold, 2 / 3)
-    return threshold
+def decide_dequeue(state: DebateState, ctx: Ctx) -> Decision:
+    if state.is_over or not state.queued:
+        return NOTHING
+    b = _Builder(state, ctx, state.created.event_id)
+    _start_round(b, 1)
+    return b.decision
 
 
-def _start_round(b: _Builder, round_: int, timeout_seconds: float) -> None:
-    b.emit(RoundStarted(**b.envelope(), round=round_))  # type: ignore[arg-type]
-    _start_phase(b, "propose", timeout_seconds)
+def decide_cancel(state: DebateState, ctx: Ctx, reason: str, cause: str) -> Decision:
+    if state.is_over:
+        return NOTHING
+    b = _Builder(state, ctx, cause)
+    _end_failed(b, reason, status="cancelled")
+    return b.decision
 
 
-def _start_phase(b: _Builder, phase: Phase, timeout_seconds: float) -> None:
-    s = b.state
-    assert s is not None
-    agents = list(s.agents)
-    if phase == "vote":
-        agents = [a for a in s.agents if a in s.latest]
-    specs = [
-        TurnSpec(turn_id=b.ids(), agent=a, stance=stance_of(s.agents.index(a), s.round))
-        for a in agents
-    ]
-    b.emit(PhaseStarted(**b.envelope(), round=s.round, phase=phase, turns=specs))  # type: ignore[arg-type]
+# --- phases -----------------------------------------------------------------------------------
+
+
+def _start_round(b: _Builder, round_: int) -> None:
+    b.emit(RoundStarted(**b.env(), round=round_))  # type: ignore[arg-type]
+    _start_phase(b, "propose", list(b.s.agents))
+
+
+def _spec(b: _Builder, agent: str, role: Role, targets: list[str] | None = None) -> TurnSpec:
+    s = b.s
+    return TurnSpec(
+        turn_id=b.ctx.ids(),
+        agent=agent,
+        stance=stance_of(s.agents.index(agent), max(s.round, 1)),
+        role=role,
+        targets=targets or [],
+    )
+
+
+def _start_phase(
+    b: _Builder,
+    phase: Phase,
+    agents: list[str],
+    *,
+    targets: dict[str, list[str]] | None = None,
+    weights: dict[str, float] | None = None,
+    note: str = "",
+) -> None:
+    role: Role = {"critique": "critic", "judge": "judge", "synthesis": "synthesizer"}.get(
+        phase, "proposer"
+    )  # type: ignore[assignment]
+    specs = [_spec(b, a, role, (targets or {}).get(a)) for a in agents]
+    b.emit(
+        PhaseStarted(
+            **b.env(),  # type: ignore[arg-type]
+            round=b.s.round,
+            phase=phase,
+            turns=specs,
+            weights=weights or {},
+            note=note,
+        )
+    )
     for spec in specs:
-        b.decision.commands.append(_run_turn(b, spec, phase, timeout_seconds))
+        b.decision.commands.append(_run_turn(b, spec, phase))
 
 
-def _run_turn(b: _Builder, spec: TurnSpec, phase: Phase, timeout_seconds: float) -> RunTurn:
-    s = b.state
-    assert s is not None
+def _run_turn(b: _Builder, spec: TurnSpec, phase: Phase) -> RunTurn:
+    s = b.s
+    p = s.protocol
+    ask_continue = p.early_stop and s.round >= 2 and phase == "revise"
     return RunTurn(
         event_id=spec.turn_id,
-        occurred_at=b.now,
+        occurred_at=b.ctx.now,
         correlation_id=s.created.correlation_id,
         causation_id=b.decision.events[-1].event_id,
         turn_id=spec.turn_id,
@@ -222,48 +226,24 @@ def _run_turn(b: _Builder, spec: TurnSpec, phase: Phase, timeout_seconds: float)
         agent=spec.agent,
         stance=spec.stance,
         topic=s.topic,
-        context=context_for(s, spec.agent, phase),
-        candidates=sorted(s.latest, key=s.agents.index) if phase == "vote" else [],
-        timeout_seconds=timeout_seconds,
+        context=context_for(s, spec.agent, phase, spec.targets),
+        candidates=_candidates(s) if phase in ("vote", "judge", "synthesis") else [],
+        timeout_seconds=p.turn_timeout_seconds,
+        role=spec.role,
+        targets=spec.targets,
+        ask_continue=ask_continue,
     )
 
 
-def context_for(s: DebateState, agent: str, phase: Phase) -> list[PeerMessage]:
-    """What an agent sees: peers' text as data, never mixed into its instructions."""
-    this_round = [t for t in s.history if t.round == s.round]
-    if phase == "propose":
-        # Later rounds start from everyone's positions at the end of the previous round.
-        return [
-            PeerMessage(agent=a, round=s.round - 1, phase="revise", content=s.latest[a])
-            for a in s.agents
-            if a in s.latest and s.round > 1
-        ]
-    if phase == "critique":
-        return [
-            PeerMessage(agent=t.agent, round=t.round, phase=t.phase, content=t.content)
-            for t in this_round
-            if t.phase == "propose" and t.agent != agent
-        ]
-    if phase == "revise":
-        own = [t for t in this_round if t.phase == "propose" and t.agent == agent]
-        critiques = [t for t in this_round if t.phase == "critique" and t.agent != agent]
-        return [
-            PeerMessage(agent=t.agent, round=t.round, phase=t.phase, content=t.content)
-            for t in (*own, *critiques)
-        ]
-    return [
-        PeerMessage(agent=a, round=s.round, phase="revise", content=s.latest[a])
-        for a in s.agents
-        if a in s.latest
-    ]
+def _candidates(s: DebateState) -> list[str]:
+    return [a for a in s.agents if a in s.latest]
+
+
+# --- results and deadlines --------------------------------------------------------------------
 
 
 def decide_turn_result(
-    state: DebateState,
-    result: AgentTurnSucceeded | AgentTurnFailed,
-    now: datetime,
-    ids: IdFactory,
-    timeout_seconds: float,
+    state: DebateState, result: AgentTurnSucceeded | AgentTurnFailed, ctx: Ctx
 ) -> Decision:
     """Record an agent-runner's result; advance when the phase is complete.
 
@@ -273,152 +253,319 @@ def decide_turn_result(
     turn = state.turns.get(result.turn_id)
     if state.is_over or turn is None or turn.outcome is not None:
         return NOTHING
-    b = _Builder(state, now, ids, result.event_id)
-    env = b.envelope()
+    b = _Builder(state, ctx, result.event_id)
     common = {"turn_id": turn.spec.turn_id, "round": turn.round, "phase": turn.phase}
     if isinstance(result, AgentTurnSucceeded):
         b.emit(
             TurnCompleted(
-                **env,  # type: ignore[arg-type]
+                **b.env(),  # type: ignore[arg-type]
                 **common,  # type: ignore[arg-type]
                 agent=turn.spec.agent,
                 content=result.content,
-                vote=result.vote if turn.phase == "vote" else None,
+                vote=result.vote if turn.phase in ("vote", "judge") else None,
                 latency_ms=result.latency_ms,
                 model=result.model,
+                critiques=result.critiques if turn.phase == "critique" else [],
+                continue_debate=result.continue_debate,
+                structured=result.structured,
+                parse_error=result.parse_error,
+                rejected_answers=result.rejected_answers,
             )
         )
     else:
         b.emit(
             TurnFailed(
-                **env,  # type: ignore[arg-type]
+                **b.env(),  # type: ignore[arg-type]
                 **common,  # type: ignore[arg-type]
                 agent=turn.spec.agent,
                 reason=result.reason,
                 detail=result.detail,
             )
         )
-    _advance_if_phase_done(b, timeout_seconds)
+    _advance_if_phase_done(b)
     return b.decision
 
 
-def decide_deadlines(
-    state: DebateState,
-    now: datetime,
-    ids: IdFactory,
-    timeout_seconds: float,
-    debate_timeout_seconds: float,
-) -> Decision:
+def decide_deadlines(state: DebateState, ctx: Ctx) -> Decision:
     """Fail overdue turns (no runner answered) and time out an overdue debate."""
     if state.is_over:
         return NOTHING
-    b = _Builder(state, now, ids, state.created.event_id)
-    if now - state.created.occurred_at > timedelta(seconds=debate_timeout_seconds):
-        b.emit(
-            DebateFailed(
-                **b.envelope(),  # type: ignore[arg-type]
-                status="timeout",
-                reason=f"debate exceeded {debate_timeout_seconds:g}s",
-            )
-        )
+    p = state.protocol
+    b = _Builder(state, ctx, state.created.event_id)
+    if ctx.now - state.created.occurred_at > timedelta(seconds=p.debate_timeout_seconds):
+        _end_failed(b, f"debate exceeded {p.debate_timeout_seconds:g}s", status="timeout")
         return b.decision
     started = state.phase_started_at
-    if started is None or now - started <= timedelta(seconds=timeout_seconds + TURN_GRACE_SECONDS):
+    if started is None or state.queued:
+        return NOTHING
+    limit = p.turn_timeout_seconds + TURN_GRACE_SECONDS
+    if p.phase_timeout_seconds > 0:
+        limit = min(limit, p.phase_timeout_seconds)
+    if ctx.now - started <= timedelta(seconds=limit):
         return NOTHING
     for turn in state.turns.values():
         if turn.outcome is None:
             b.emit(
                 TurnFailed(
-                    **b.envelope(),  # type: ignore[arg-type]
+                    **b.env(),  # type: ignore[arg-type]
                     turn_id=turn.spec.turn_id,
                     round=turn.round,
                     phase=turn.phase,
                     agent=turn.spec.agent,
                     reason="no_result",
-                    detail=f"no agent-runner answered within {timeout_seconds:g}s",
+                    detail=f"no answer within the {limit:g}s phase deadline",
                 )
             )
-    _advance_if_phase_done(b, timeout_seconds)
+    _advance_if_phase_done(b)
     return b.decision
 
 
-def _advance_if_phase_done(b: _Builder, timeout_seconds: float) -> None:
-    s = b.state
-    assert s is not None and s.phase is not None
-    if any(t.outcome is None for t in s.turns.values()):
+def _advance_if_phase_done(b: _Builder) -> None:
+    s = b.s
+    if s.phase is None or any(t.outcome is None for t in s.turns.values()):
         return
-    if s.phase == "vote":
-        _conclude(b)
-        return
-    succeeded = [t for t in s.turns.values() if isinstance(t.outcome, TurnCompleted)]
-    if not succeeded and s.phase == "propose" and not s.latest:
-        _fail(b, "every agent failed to propose")
-        return
-    if len(s.latest) == 0:
-        _fail(b, f"no agent produced a position in {s.phase}")
+    need = tally.quorum(len(s.agents))
+    p = s.protocol
+    if s.phase in ("propose", "critique", "revise") and len(s.latest) < need:
+        _end_failed(
+            b,
+            f"insufficient_participation: {len(s.latest)} of {len(s.agents)} agents "
+            f"hold a position, quorum is {need}",
+        )
         return
     if s.phase == "propose":
-        _start_phase(b, "critique", timeout_seconds)
+        final = s.round == p.rounds
+        if final and p.skip_final_critique:
+            _start_revise(b)
+        else:
+            targets = critique_targets(p.topology, _candidates(s), s.round)
+            critics = [a for a in s.agents if targets.get(a)]
+            if critics:
+                _start_phase(b, "critique", critics, targets=targets)
+            else:  # nobody has anyone to critique
+                _start_revise(b)
     elif s.phase == "critique":
-        _start_phase(b, "revise", timeout_seconds)
-    elif s.round < s.rounds:
-        _start_round(b, s.round + 1, timeout_seconds)
+        _start_revise(b)
+    elif s.phase == "revise":
+        if _measure_and_maybe_stop(b) or s.round >= p.rounds:
+            _start_decision(b)
+        else:
+            _start_round(b, s.round + 1)
+    elif s.phase == "vote":
+        if p.consensus == "judge":
+            _start_judge(b)
+        else:
+            _start_synthesis(b, synthesizer=None)
+    elif s.phase == "judge":
+        _start_synthesis(b, synthesizer=next(iter(s.turns.values())).spec.agent)
+    elif s.phase == "synthesis":
+        _conclude(b)
+
+
+def _start_revise(b: _Builder) -> None:
+    _start_phase(b, "revise", [a for a in b.s.agents if a in b.s.latest])
+
+
+def _measure_and_maybe_stop(b: _Builder) -> bool:
+    """After revise from round 2: convergence and STOP votes. True: stop debating."""
+    s = b.s
+    if s.round < 2:
+        return False
+    p = s.protocol
+    measured = similarity.measure_convergence(
+        s.positions.get(s.round - 1, {}),
+        s.positions.get(s.round, {}),
+        method=b.ctx.similarity_method,
+        converged_at=p.convergence_threshold,
+    )
+    answers = [t.continue_debate for t in s.phase_turns("revise", s.round)]
+    stop_votes = [a for a in answers if a is not None]
+    stop_share = (
+        round(sum(1 for a in stop_votes if a is False) / len(stop_votes), 4) if stop_votes else None
+    )
+    reason = ""
+    if p.early_stop and s.round < p.rounds:
+        if measured.status == "converged":
+            reason = "converged"
+        elif stop_share is not None and stop_share >= STOP_SHARE:
+            reason = "agents voted STOP"
+    b.emit(
+        ConvergenceMeasured(
+            **b.env(),  # type: ignore[arg-type]
+            round=s.round,
+            method=measured.method,
+            similarities=measured.similarities,
+            min_similarity=measured.min_similarity,
+            status=measured.status,
+            stop_share=stop_share,
+            early_stop=bool(reason),
+            reason=reason,
+        )
+    )
+    return bool(reason)
+
+
+def _start_decision(b: _Builder) -> None:
+    s = b.s
+    if s.protocol.consensus == "none":
+        _start_synthesis(b, synthesizer=None)
+        return
+    weights = (
+        {a: elo.vote_weight(b.ctx.ratings.rating(a, s.domain)) for a in s.agents}
+        if s.protocol.weighted
+        else {}
+    )
+    _start_phase(b, "vote", _candidates(s), weights=weights)
+
+
+def _start_judge(b: _Builder) -> None:
+    s = b.s
+    candidates = _candidates(s)
+    how = s.protocol.judge_selection
+    if how == "last":
+        judge = candidates[-1]
+    elif how == "random":  # deterministic per debate, so a replay picks the same judge
+        digest = hashlib.sha256(s.debate_id.encode()).digest()
+        judge = candidates[int.from_bytes(digest[:4], "big") % len(candidates)]
     else:
-        _start_phase(b, "vote", timeout_seconds)
+        judge = max(
+            candidates, key=lambda a: (b.ctx.ratings.rating(a, s.domain), -candidates.index(a))
+        )
+    _start_phase(b, "judge", [judge], note=f"judge {judge} chosen by {how}")
 
 
-def _fail(b: _Builder, reason: str) -> None:
-    b.emit(DebateFailed(**b.envelope(), status="failed", reason=reason))  # type: ignore[arg-type]
+def _start_synthesis(b: _Builder, synthesizer: str | None) -> None:
+    s = b.s
+    candidates = _candidates(s)
+    if synthesizer is None:
+        # The top-rated agent holding a position writes the synthesis.
+        synthesizer = max(
+            candidates, key=lambda a: (b.ctx.ratings.rating(a, s.domain), -candidates.index(a))
+        )
+    _start_phase(b, "synthesis", [synthesizer], note=f"synthesis by {synthesizer}")
+
+
+# --- the end ----------------------------------------------------------------------------------
+
+
+def _ballots(s: DebateState) -> dict[str, Vote | None]:
+    votes = s.phase_turns("vote")
+    return {a: next((t.vote for t in votes if t.agent == a), None) for a in s.agents}
+
+
+def _failures(s: DebateState) -> list[AgentFailure]:
+    return [
+        AgentFailure(
+            agent=f.agent, turn_id=f.turn_id, round=f.round, phase=f.phase, reason=f.reason
+        )
+        for f in s.failures
+    ]
+
+
+def _end_failed(b: _Builder, reason: str, status: str = "failed") -> None:
+    b.emit(
+        DebateFailed(
+            **b.env(),  # type: ignore[arg-type]
+            status=status,  # type: ignore[arg-type]
+            reason=reason,
+            failures=_failures(b.s),
+        )
+    )
 
 
 def _conclude(b: _Builder) -> None:
-    s = b.state
-    assert s is not None
-    ballots = [
-        (t.spec.agent, t.outcome.vote)
-        for t in s.turns.values()
-        if isinstance(t.outcome, TurnCompleted)
-    ]
-    if not any(vote is not None for _, vote in ballots):
-        # Never report agreement nobody expressed (the reference system once did).
-        _fail(b, "no agent cast a valid vote")
-        return
-    consensus = tally(
-        agents=list(s.agents),
+    s = b.s
+    p = s.protocol
+    synthesis_turns = s.phase_turns("synthesis")
+    synthesis = synthesis_turns[-1].content if synthesis_turns else None
+    ballots = _ballots(s)
+    candidates = _candidates(s)
+    threshold = tally.threshold_for(p.consensus, p.threshold)
+    weights = s.votes_phase.weights if s.votes_phase else {}
+    reason = "vote"
+    if p.consensus == "none":
+        consensus = Consensus(
+            reached=False, agreement_ratio=0.0, confidence=0.0, threshold=threshold,
+            winner=None, answer=synthesis, supporters=[], dissenters=list(s.agents),
+            method="none", valid_votes=0, quorum=0,
+        )  # fmt: skip
+        reason = "no vote by protocol (consensus: none); synthesis only"
+    else:
+        valid = [v for v in ballots.values() if v is not None and v.choice in candidates]
+        need = tally.quorum(len(s.agents))
+        if len(valid) < need:
+            _end_failed(
+                b,
+                f"insufficient_participation: {len(valid)} valid votes of "
+                f"{len(s.agents)} agents, quorum is {need}",
+            )
+            return
+        merged = similarity.merge_choices(candidates, s.latest, method=b.ctx.similarity_method)
+        consensus = tally.tally(
+            agents=s.agents, ballots=list(ballots.items()), candidates=candidates,
+            threshold=threshold, answers=s.latest, weights=weights, merged=merged,
+            method=p.consensus,
+        )  # fmt: skip
+        if p.consensus == "judge":
+            consensus, reason = _judge_ruling(s, consensus)
+    critiques = {t.agent: t.critiques for t in s.phase_turns("critique", _last_critique_round(s))}
+    proof = tally.build_proof(
+        agents=s.agents,
         ballots=ballots,
-        candidates=[a for a in s.agents if a in s.latest],
-        threshold=s.created.threshold,
-        answers=s.latest,
+        consensus=consensus,
+        claim=consensus.answer if consensus.winner else synthesis,
+        final_critiques=critiques,
     )
-    status = "consensus" if consensus.reached else "no_consensus"
-    b.emit(DebateCompleted(**b.envelope(), status=status, consensus=consensus))  # type: ignore[arg-type]
+    winner = consensus.winner if consensus.reached else None
+    briers = {
+        voter: elo.brier(v.confidence, v.choice == winner)
+        for voter, v in ballots.items()
+        if v is not None and winner is not None
+    }
+    b.emit(
+        DebateCompleted(
+            **b.env(),  # type: ignore[arg-type]
+            status="consensus" if consensus.reached else "no_consensus",
+            consensus=consensus,
+            proof=proof,
+            synthesis=synthesis,
+            ratings=elo.debate_changes(b.ctx.ratings, list(s.agents), winner, s.domain, briers),
+            failures=_failures(s),
+            reason=_early_reason(s) or reason,
+        )
+    )
 
 
-def tally(
-    *,
-    agents: list[str],
-    ballots: list[tuple[str, Vote | None]],
-    candidates: list[str],
-    threshold: float,
-    answers: dict[str, str],
-) -> Consensus:
-    """Count valid votes; the winner's share is of all agents (abstentions count against)."""
-    valid = [(voter, v) for voter, v in ballots if v is not None and v.choice in candidates]
-    counts = {c: sum(1 for _, v in valid if v.choice == c) for c in candidates}
-    best = max(counts.values(), default=0)
-    leaders = [c for c in candidates if counts[c] == best and best > 0]
-    winner = leaders[0] if len(leaders) == 1 else None  # a tie has no winner
-    ratio = best / len(agents) if agents else 0.0
-    reached = winner is not None and ratio >= threshold
-    supporters = [voter for voter, v in valid if v.choice == winner]
-    confidences = [v.confidence for _, v in valid if v.choice == winner]
-    return Consensus(
-        reached=reached,
-        agreement_ratio=round(ratio, 4),
-        confidence=round(sum(confidences) / len(confidences), 4) if confidences else 0.0,
-        threshold=threshold,
-        winner=winner,
-        answer=answers.get(winner) if winner else None,
-        supporters=supporters,
-        dissenters=[a for a in agents if a not in supporters],
+def _judge_ruling(s: DebateState, majority: Consensus) -> tuple[Consensus, str]:
+    """The judge's choice decides; if the judge failed or chose nothing valid, majority."""
+    rulings = s.phase_turns("judge")
+    vote = rulings[-1].vote if rulings else None
+    if vote is None or vote.choice not in s.latest:
+        return majority, "judge failed; majority vote decided"
+    import msgspec
+
+    supporters = [a for a, v in _ballots(s).items() if v is not None and v.choice == vote.choice]
+    return (
+        msgspec.structs.replace(
+            majority,
+            reached=True,
+            winner=vote.choice,
+            answer=s.latest[vote.choice],
+            confidence=round(max(0.0, min(1.0, vote.confidence)), 4),
+            agreement_ratio=round(len(supporters) / len(s.agents), 4),
+            supporters=supporters,
+            dissenters=[a for a in s.agents if a not in supporters],
+            method="judge",
+        ),
+        f"judge {rulings[-1].agent} ruled",
     )
+
+
+def _last_critique_round(s: DebateState) -> int | None:
+    rounds = [t.round for t in s.phase_turns("critique")]
+    return max(rounds) if rounds else None
+
+
+def _early_reason(s: DebateState) -> str:
+    stops = [c for c in s.convergence if c.early_stop]
+    return f"early stop in round {stops[-1].round}: {stops[-1].reason}" if stops else ""

@@ -63,6 +63,7 @@ class EventStore(Protocol):
     def relay_position(self) -> int: ...
     def set_relay_position(self, position: int) -> None: ...
     def active_debate_ids(self) -> list[str]: ...
+    def completed_debates(self) -> list[DebateCompleted]: ...
     def close(self) -> None: ...
 
 
@@ -171,6 +172,22 @@ class RecorderEventStore:
                     active.pop(debate_id, None)
             if len(notes) < 1000:
                 return list(active)
+            after = notes[-1].id
+
+    def completed_debates(self) -> list[DebateCompleted]:
+        """Every ``debate.completed`` in store order (the ratings projection folds them)."""
+        found: list[DebateCompleted] = []
+        after = 0
+        while True:
+            notes = self._recorder.select_notifications(
+                start=after, limit=1000, topics=[tag_of(DebateCompleted)], inclusive_of_start=False
+            )
+            for n in notes:
+                event = codec.decode_debate_event(n.state)
+                assert isinstance(event, DebateCompleted)
+                found.append(event)
+            if len(notes) < 1000:
+                return found
             after = notes[-1].id
 
     def close(self) -> None:

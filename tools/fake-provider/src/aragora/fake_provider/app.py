@@ -82,7 +82,7 @@ def create_app(config: FakeConfig | None = None, *, seed: int = 0) -> Litestar:
             events = (
                 [b"data: {not json\n\n", b"data: [DONE]\n\n"]
                 if failure == "malformed"
-                else list(sse_events(chat, completion_id))
+                else list(sse_events(chat, completion_id, unparsable=failure == "unparsable"))
             )
             return Stream(
                 _stream(events),
@@ -91,7 +91,7 @@ def create_app(config: FakeConfig | None = None, *, seed: int = 0) -> Litestar:
             )
         if failure == "malformed":
             return _json(_MALFORMED)
-        return _json(completion(chat, completion_id))
+        return _json(completion(chat, completion_id, unparsable=failure == "unparsable"))
 
     @get("/v1/models")
     async def models() -> Response[bytes]:

@@ -12,7 +12,13 @@ import msgspec
 
 DEFAULT_MODEL = "fake-model"
 VOTE_CONFIDENCE = 0.8
+CRITIQUE_SEVERITY = 5
+CONTINUE = True  # structured answers asked for CONTINUE/STOP say CONTINUE
+JSON_MARKER = "Respond with JSON:"
 _CANDIDATES = re.compile(r"^\s*Candidates:\s*(\[.*\])\s*$", re.MULTILINE)
+_TARGETS = re.compile(r"^\s*Targets:\s*(\[.*\])\s*$", re.MULTILINE)
+_TOPIC = re.compile(r"^Topic:\s*(.*)$", re.MULTILINE)
+_SCHEMA = re.compile(r"^\s*" + re.escape(JSON_MARKER) + r"\s*(.*)$", re.MULTILINE)
 
 
 class ChatRequest(msgspec.Struct, kw_only=True):
@@ -40,21 +46,88 @@ def _last(messages: list[dict[str, Any]], role: str) -> str:
     return next((_text(m) for m in reversed(messages) if m.get("role") == role), "")
 
 
-def candidates_in(messages: list[dict[str, Any]]) -> list[str]:
-    """Names on a ``Candidates: [...]`` line of the last user or system message."""
-    for text in (_last(messages, "user"), _last(messages, "system")):
-        for match in _CANDIDATES.finditer(text):
-            try:
-                names = json.loads(match.group(1))
-            except json.JSONDecodeError:
-                continue
-            if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
-                return names
+def _names(label: re.Pattern[str], text: str) -> list[str]:
+    for match in label.finditer(text):
+        try:
+            names = json.loads(match.group(1))
+        except json.JSONDecodeError:
+            continue
+        if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
+            return names
     return []
 
 
-def reply_text(messages: list[dict[str, Any]]) -> str:
-    """The assistant's answer: a JSON ballot when asked to vote, else an echoing sentence."""
+def candidates_in(messages: list[dict[str, Any]]) -> list[str]:
+    """Names on a ``Candidates: [...]`` line of the last user or system message."""
+    for text in (_last(messages, "user"), _last(messages, "system")):
+        if names := _names(_CANDIDATES, text):
+            return names
+    return []
+
+
+def json_request(messages: list[dict[str, Any]]) -> tuple[str, str] | None:
+    """``(schema, prompt)`` of the latest user message with a ``Respond with JSON:`` line.
+
+    Looking back past the last message lets a corrective re-ask ("Reply with only the JSON
+    object.") get the shape the original prompt asked for.
+    """
+    for message in reversed(messages):
+        if message.get("role") != "user":
+            continue
+        text = _text(message)
+        if found := _SCHEMA.search(text):
+            return found.group(1), text
+    return None
+
+
+def _snippet(text: str, words: int = 12) -> str:
+    return " ".join(" ".join(text.split()).split(" ")[:words])
+
+
+def structured_reply(schema: str, prompt: str) -> dict[str, Any]:
+    """A valid answer of the shape ``schema`` describes (critique, revision or ballot)."""
+    if '"critiques"' in schema:
+        return {
+            "critiques": [
+                {
+                    "target": target,
+                    "issues": [f"The fake provider finds {target}'s argument thin."],
+                    "suggestions": ["Add evidence for the central claim."],
+                    "severity": CRITIQUE_SEVERITY,
+                }
+                for target in _names(_TARGETS, prompt)
+            ]
+        }
+    if '"revised"' in schema:
+        topic = next((m.group(1) for m in _TOPIC.finditer(prompt)), "")
+        reply: dict[str, Any] = {
+            "revised": f'Fake revised answer about "{_snippet(topic)}". It is deterministic.'
+        }
+    else:
+        candidates = _names(_CANDIDATES, prompt)
+        reply = {
+            "choice": candidates[0] if candidates else "",
+            "confidence": VOTE_CONFIDENCE,
+            "reasoning": "The fake provider always picks the first candidate.",
+            "conditions": "",
+        }
+    if '"continue"' in schema:
+        reply["continue"] = CONTINUE
+    return reply
+
+
+def reply_text(messages: list[dict[str, Any]], *, unparsable: bool = False) -> str:
+    """The assistant's answer.
+
+    A JSON object of the requested shape when a user message has a ``Respond with JSON:``
+    line (prose instead when ``unparsable``); else a JSON ballot when a ``Candidates:``
+    line is present; else an echoing sentence.
+    """
+    request = json_request(messages)
+    if request is not None and unparsable:
+        return "Fake prose answer: I would rather explain my view than follow the format."
+    if request is not None:
+        return json.dumps(structured_reply(*request))
     candidates = candidates_in(messages)
     if candidates:
         return json.dumps(
@@ -65,8 +138,7 @@ def reply_text(messages: list[dict[str, Any]]) -> str:
             }
         )
     prompt = " ".join((_last(messages, "user") or _last(messages, "system")).split())
-    snippet = " ".join(prompt.split(" ")[:12])
-    return f'Fake answer about "{snippet}". It is deterministic and short by design.'
+    return f'Fake answer about "{_snippet(prompt)}". It is deterministic and short by design.'
 
 
 def estimate_tokens(text: str) -> int:
@@ -74,9 +146,11 @@ def estimate_tokens(text: str) -> int:
     return max(1, len(text) // 4)
 
 
-def completion(request: ChatRequest, completion_id: str) -> dict[str, Any]:
+def completion(
+    request: ChatRequest, completion_id: str, *, unparsable: bool = False
+) -> dict[str, Any]:
     """A complete non-streaming ``chat.completion`` object."""
-    content = reply_text(request.messages)
+    content = reply_text(request.messages, unparsable=unparsable)
     prompt_tokens = estimate_tokens("".join(_text(m) for m in request.messages))
     completion_tokens = estimate_tokens(content)
     return {
@@ -107,9 +181,11 @@ def _pieces(content: str, size: int = 3) -> Iterator[str]:
         yield "".join(words[i : i + size])
 
 
-def sse_events(request: ChatRequest, completion_id: str) -> Iterator[bytes]:
+def sse_events(
+    request: ChatRequest, completion_id: str, *, unparsable: bool = False
+) -> Iterator[bytes]:
     """``chat.completion.chunk`` SSE events for the reply, ending with ``data: [DONE]``."""
-    full = completion(request, completion_id)
+    full = completion(request, completion_id, unparsable=unparsable)
     base = {
         "id": completion_id,
         "object": "chat.completion.chunk",

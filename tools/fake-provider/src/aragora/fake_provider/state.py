@@ -10,7 +10,8 @@ from typing import Literal
 
 import msgspec
 
-FailMode = Literal["timeout", "500", "429", "malformed"]
+# "unparsable": a normal 200 completion whose content is prose where JSON was asked for.
+FailMode = Literal["timeout", "500", "429", "malformed", "unparsable"]
 
 
 class FakeConfig(msgspec.Struct, kw_only=True):

@@ -6,19 +6,31 @@ import os
 
 import httpx
 
-from aragora.agent_runner.providers.base import LLMProvider, ProviderError, TurnOutput
+from aragora.agent_runner.providers.base import (
+    ChatMessage,
+    CompleteFn,
+    Completion,
+    LLMProvider,
+    ProviderError,
+    TurnOutput,
+)
 from aragora.agent_runner.providers.demo import DemoProvider
 from aragora.agent_runner.providers.openai_compat import OpenAICompatibleProvider
+from aragora.agent_runner.providers.structured import run_structured
 from aragora.runtime.agents import AgentSpec
 from aragora.runtime.settings import Settings
 
 __all__ = [
+    "ChatMessage",
+    "CompleteFn",
+    "Completion",
     "DemoProvider",
     "LLMProvider",
     "OpenAICompatibleProvider",
     "ProviderError",
     "TurnOutput",
     "build_provider",
+    "run_structured",
 ]
 
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"

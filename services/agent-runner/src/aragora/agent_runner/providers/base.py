@@ -2,18 +2,50 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from typing import Literal, Protocol, TypedDict
 
 import msgspec
 
-from aragora.contracts.messages import FailureReason, RunTurn, Vote
+from aragora.contracts.messages import Critique, FailureReason, RunTurn, Vote
+
+
+class ChatMessage(TypedDict):
+    """One OpenAI-style chat message."""
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class Completion(msgspec.Struct, frozen=True, kw_only=True):
+    """One raw model answer (one provider call), before any parsing."""
+
+    text: str
+    model: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+# ``complete(messages, deadline)``: one provider call. ``deadline`` is the turn's end on the
+# event loop's clock (``loop.time()``); a transport retry that cannot finish by then gives up.
+CompleteFn = Callable[[list[ChatMessage], float], Awaitable[Completion]]
 
 
 class TurnOutput(msgspec.Struct, frozen=True, kw_only=True):
-    """The result of one turn: the text, a ballot on vote turns, and what it cost."""
+    """The result of one turn, as parsed from the model's answer(s), and what it cost.
+
+    ``structured`` is False when the answer could not be parsed even after one re-ask:
+    then ``content`` is the last raw text, ``parse_error`` says why, ``vote`` is None and
+    ``critiques`` is empty. ``rejected_answers`` holds the raw answers that were re-asked.
+    """
 
     content: str
     vote: Vote | None = None
+    critiques: list[Critique] = []
+    continue_debate: bool | None = None
+    structured: bool = True
+    parse_error: str = ""
+    rejected_answers: list[str] = []
     model: str = ""
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -45,8 +77,12 @@ class LLMProvider(Protocol):
 
     kind: str  # "demo" | "openai-compatible"
 
-    async def run_turn(self, command: RunTurn) -> TurnOutput:
-        """Produce this agent's contribution to one turn, or raise :class:`ProviderError`."""
+    async def run_turn(self, command: RunTurn, *, deadline: float | None = None) -> TurnOutput:
+        """Produce this agent's contribution to one turn, or raise :class:`ProviderError`.
+
+        ``deadline`` (event-loop clock) is when the caller will cancel the turn; None means
+        ``command.timeout_seconds`` from now.
+        """
         ...
 
     async def aclose(self) -> None:

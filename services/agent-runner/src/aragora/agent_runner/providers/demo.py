@@ -1,176 +1,229 @@
-"""The offline demo provider: deterministic, plausible debate text with no network.
+"""The offline demo provider: deterministic, plausible debate answers with no network.
 
 Everything a turn produces is a function of (demo seed, topic, agent, round, phase) and the
-peers named in the command, so a demo debate replays identically. Whether the final vote
-reaches consensus depends on the topic (:func:`topic_is_agreeable`), so demos show both.
+names in the command, so a demo debate replays identically. The demo answers in the same
+formats a model is asked for (JSON on critique, revise, vote and judge turns), and those
+answers go through the same parser and re-ask path as a real provider's.
+
+Agents without a ``behaviour`` (``demo-1`` … ``demo-5``) argue their stance; whether they
+converge depends on the topic (:func:`topic_is_agreeable`). Behaviours:
+
+* ``agreeable``: mild critiques; revisions converge (identical from round 2, close to round
+  1); votes for ``candidates[0]``; STOP from round 2.
+* ``contrarian``: severe critiques (7-10); stays against; votes for itself (or anyone but
+  ``candidates[0]``); always CONTINUE.
+* ``stubborn``: repeats its original position verbatim in every proposal and revision;
+  votes for itself; always STOP.
+* ``flaky``: one turn in three fails with ``ProviderError`` (see :func:`flaky_mode`);
+  another of the three, when it asks for JSON, first gets prose, then a proper answer
+  when re-asked.
+* ``slow``: takes ``20 x demo_latency_ms + 1500`` ms per call (trips short turn timeouts).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import json
 import random
+from typing import Any, Literal
 
-from aragora.agent_runner.providers.base import TurnOutput
-from aragora.agent_runner.providers.prompts import build_messages, one_line
-from aragora.contracts.messages import RunTurn, Stance, Vote
+from aragora.agent_runner.providers import demo_text as text
+from aragora.agent_runner.providers.base import ChatMessage, Completion, ProviderError, TurnOutput
+from aragora.agent_runner.providers.demo_text import topic_is_agreeable
+from aragora.agent_runner.providers.prompts import critique_targets, one_line
+from aragora.agent_runner.providers.structured import run_structured, turn_deadline
+from aragora.contracts.messages import RunTurn
 from aragora.runtime.agents import AgentSpec
 from aragora.runtime.settings import Settings
 
+__all__ = ["DEMO_MODEL", "DemoProvider", "flaky_mode", "topic_is_agreeable"]
+
 DEMO_MODEL = "demo-deterministic"
-
-_OPENERS: dict[Stance, tuple[str, ...]] = {
-    "affirmative": ('On "{t}", I argue in favour.', 'My answer to "{t}" is yes.'),
-    "negative": ('On "{t}", I argue against.', 'I am skeptical about "{t}".'),
-    "neutral": (
-        'On "{t}", I see real merit on both sides.',
-        'Weighing "{t}" impartially, neither side wins outright.',
-    ),
+SLOW_BASE_MS = 1500
+SLOW_FACTOR = 20
+FlakyMode = Literal["fail", "garble", "ok"]
+_PHASE_ORDER = ("propose", "critique", "revise", "vote", "judge", "synthesis")
+_JSON_PHASES = ("critique", "revise", "vote", "judge")
+_SEVERITY: dict[str, tuple[int, int]] = {
+    "agreeable": (1, 3),
+    "contrarian": (7, 10),
+    "stubborn": (4, 7),
 }
-_REASONS: dict[Stance, tuple[str, ...]] = {
-    "affirmative": (
-        "The benefits compound over time and outweigh the transition costs.",
-        "Evidence from comparable cases points to clear gains.",
-        "Doing it deliberately, with checkpoints, keeps the risks manageable.",
-        "Waiting has a cost of its own that is easy to overlook.",
-    ),
-    "negative": (
-        "The costs come first while the benefits remain speculative.",
-        "Comparable efforts have often failed for reasons that apply here too.",
-        "Some of the risks would be hard to reverse once taken.",
-        "A smaller, reversible step would test the idea more cheaply.",
-    ),
-    "neutral": (
-        "The answer depends mostly on context and on how success is measured.",
-        "There are real benefits, but the risks deserve a pilot first.",
-        "The strongest arguments on each side rest on different assumptions.",
-        "A staged approach would show whose assumptions hold.",
-    ),
-}
-_WEAKNESSES = (
-    "underestimates the transition costs",
-    "leans on optimistic assumptions",
-    "does not say how success would be measured",
-    "skips over the strongest counter-argument",
-    "needs evidence for its central claim",
-)
 
 
-def _digest(*parts: object) -> bytes:
-    return hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()
+def flaky_mode(seed: int, command: RunTurn) -> FlakyMode:
+    """What the flaky agent does on this turn: fail, garble its first answer, or neither.
 
-
-def topic_is_agreeable(topic: str, seed: int) -> bool:
-    """Whether demo agents converge on this topic (about two topics in three)."""
-    return int.from_bytes(_digest(seed, topic)[:8], "big") % 3 != 0
-
-
-def _peers(command: RunTurn) -> list[str]:
-    """Other agents named in the context, in first-appearance order."""
-    seen: list[str] = []
-    for message in command.context:
-        if message.agent != command.agent and message.agent not in seen:
-            seen.append(message.agent)
-    return seen
-
-
-def _join_names(names: list[str]) -> str:
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    A fixed cycle of three over the turns (offset per seed, topic and agent; phases in
+    debate order, 7 steps per round so that modes rotate between phases across rounds):
+    exactly one turn in three fails, and in each round of propose, critique and revise
+    exactly one fails.
+    """
+    offset = int.from_bytes(text.digest("flaky", seed, command.topic, command.agent)[:4], "big")
+    pick = (offset + 7 * command.round + _PHASE_ORDER.index(command.phase)) % 3
+    if pick == 0:
+        return "fail"
+    return "garble" if pick == 1 and command.phase in _JSON_PHASES else "ok"
 
 
 class DemoProvider:
-    """Deterministic offline agent; sleeps ``settings.demo_latency_ms`` per turn."""
+    """Deterministic offline agent; sleeps ``settings.demo_latency_ms`` per provider call."""
 
     kind: str = "demo"
 
     def __init__(self, spec: AgentSpec, settings: Settings) -> None:
         self._model = spec.model or DEMO_MODEL
         self._seed = settings.demo_seed
-        self._latency_s = max(0, settings.demo_latency_ms) / 1000
+        self._persona = spec.persona
+        self.behaviour = spec.behaviour
+        latency_ms = max(0, settings.demo_latency_ms)
+        if self.behaviour == "slow":
+            latency_ms = SLOW_FACTOR * latency_ms + SLOW_BASE_MS
+        self.latency_s = latency_ms / 1000
 
     def __repr__(self) -> str:
-        return f"DemoProvider(model={self._model!r}, seed={self._seed})"
-
-    async def run_turn(self, command: RunTurn) -> TurnOutput:
-        """Write this agent's text (and ballot, on vote turns) for the command."""
-        if self._latency_s > 0:
-            await asyncio.sleep(self._latency_s)
-        rng = random.Random(
-            _digest(self._seed, command.topic, command.agent, command.round, command.phase)
-        )
-        topic = one_line(command.topic, 120)
-        vote: Vote | None = None
-        if command.phase == "propose":
-            content = self._propose(command.stance, topic, rng)
-        elif command.phase == "critique":
-            content = self._critique(command, topic, rng)
-        elif command.phase == "revise":
-            content = self._revise(command, topic, rng)
-        else:
-            vote = self._vote(command, rng)
-            content = vote.reasoning if vote else f'No candidates to vote for on "{topic}".'
-        prompt_chars = sum(len(m["content"]) for m in build_messages(command))
-        return TurnOutput(
-            content=content,
-            vote=vote,
-            model=self._model,
-            prompt_tokens=max(1, prompt_chars // 4),
-            completion_tokens=max(1, len(content) // 4),
+        return (
+            f"DemoProvider(model={self._model!r}, seed={self._seed}, behaviour={self.behaviour!r})"
         )
 
     async def aclose(self) -> None:
         """Nothing to release."""
 
-    @staticmethod
-    def _propose(stance: Stance, topic: str, rng: random.Random) -> str:
-        opener = rng.choice(_OPENERS[stance]).format(t=topic)
-        reasons = rng.sample(_REASONS[stance], k=rng.randint(1, 3))
-        return " ".join([opener, *reasons])
+    async def run_turn(self, command: RunTurn, *, deadline: float | None = None) -> TurnOutput:
+        """This agent's answer for the command, parsed like any provider's."""
 
-    @staticmethod
-    def _critique(command: RunTurn, topic: str, rng: random.Random) -> str:
-        peers = _peers(command)
-        if not peers:
-            reason = rng.choice(_REASONS[command.stance])
-            return f'No peer proposals on "{topic}" were available to critique. {reason}'
-        sentences = [f'I reviewed the proposals on "{topic}" from a {command.stance} standpoint.']
-        weaknesses = rng.sample(_WEAKNESSES, k=min(len(peers), 3))
-        for peer, weakness in zip(peers, weaknesses, strict=False):
-            sentences.append(f"{peer} makes a fair point but {weakness}.")
-        return " ".join(sentences)
+        async def complete(messages: list[ChatMessage], _deadline: float) -> Completion:
+            return await self.complete(command, messages)
 
-    @staticmethod
-    def _revise(command: RunTurn, topic: str, rng: random.Random) -> str:
-        peers = _peers(command)
-        reason = rng.choice(_REASONS[command.stance])
-        if command.round <= 1:
-            concern = f"{peers[0]}'s concern" if peers else "the main objection"
-            return (
-                f'After the critiques I keep my {command.stance} view on "{topic}". {reason} '
-                f"I now add a checkpoint to address {concern}."
-            )
-        others = _join_names(peers) if peers else "the other agents"
-        return (
-            f'Moving toward common ground with {others} on "{topic}", I now support a staged '
-            f"approach. {reason} It keeps what is strongest in my {command.stance} view while "
-            "answering the objections that held up."
+        return await run_structured(
+            complete,
+            command,
+            persona=self._persona,
+            deadline=turn_deadline(command, deadline),
+            default_model=self._model,
         )
 
-    def _vote(self, command: RunTurn, rng: random.Random) -> Vote | None:
+    async def complete(self, command: RunTurn, messages: list[ChatMessage]) -> Completion:
+        """One simulated call: the raw answer text (JSON where the phase asks for it)."""
+        if self.latency_s > 0:
+            await asyncio.sleep(self.latency_s)
+        reask = len(messages) > 2
+        mode = flaky_mode(self._seed, command) if self.behaviour == "flaky" else "ok"
+        if mode == "fail" and not reask:
+            raise ProviderError("provider_error", "demo-flaky: simulated outage", retryable=True)
+        if mode == "garble" and not reask:
+            answer = (
+                f'Let me think out loud about "{one_line(command.topic, 120)}" instead of '
+                "following the requested format."
+            )
+        else:
+            answer = self.answer(command)
+        prompt_chars = sum(len(m["content"]) for m in messages)
+        return Completion(
+            text=answer,
+            model=self._model,
+            prompt_tokens=max(1, prompt_chars // 4),
+            completion_tokens=max(1, len(answer) // 4),
+        )
+
+    def answer(self, command: RunTurn) -> str:
+        """The well-formed answer for the command's phase."""
+        rng = text.rng_for(self._seed, command.topic, command.agent, command.round, command.phase)
+        topic = one_line(command.topic, 120)
+        phase = command.phase
+        if phase == "propose":
+            return self._propose(command, topic, rng)
+        if phase == "synthesis":
+            return text.synthesis(command, topic)
+        if phase == "critique":
+            return json.dumps({"critiques": self._critiques(command, rng)})
+        if phase == "revise":
+            return json.dumps(
+                self._with_continue({"revised": self._revise(command, topic, rng)}, command)
+            )
+        return json.dumps(self._with_continue(self._ballot(command, rng), command))
+
+    # --- phases -------------------------------------------------------------------------------
+
+    def _propose(self, command: RunTurn, topic: str, rng: random.Random) -> str:
+        if self.behaviour == "stubborn":
+            return text.fixed_position(self._seed, topic, command.agent)
+        if self.behaviour == "agreeable" and command.round > 1:
+            return text.converging_revision(self._seed, topic, command.agent, command.round)
+        return text.proposal(command.stance, topic, rng)
+
+    def _critiques(self, command: RunTurn, rng: random.Random) -> list[dict[str, Any]]:
+        low, high = _SEVERITY.get(
+            self.behaviour, (5, 8) if command.stance == "negative" else (2, 6)
+        )
+        critiques = []
+        for target in critique_targets(command):
+            issues = rng.sample(text.WEAKNESSES, k=rng.randint(1, 2))
+            critiques.append(
+                {
+                    "target": target,
+                    "issues": [f"{target}'s proposal {issue}" for issue in issues],
+                    "suggestions": [rng.choice(text.SUGGESTIONS)],
+                    "severity": rng.randint(low, high),
+                }
+            )
+        return critiques
+
+    def _revise(self, command: RunTurn, topic: str, rng: random.Random) -> str:
+        if self.behaviour == "stubborn":
+            return text.fixed_position(self._seed, topic, command.agent)
+        if self.behaviour == "agreeable":
+            return text.converging_revision(self._seed, topic, command.agent, command.round)
+        if self.behaviour == "contrarian":
+            return text.contrarian_revision(topic, rng)
+        return text.revision(command, topic, rng)
+
+    def _choice(self, command: RunTurn) -> str:
         candidates = command.candidates
-        if not candidates:
-            return None
-        is_candidate = command.agent in candidates
+        own = command.agent in candidates
+        if self.behaviour == "agreeable":
+            return candidates[0]
+        if self.behaviour == "stubborn":
+            return command.agent if own else candidates[0]
+        if self.behaviour == "contrarian":
+            return command.agent if own else (candidates[1:] or candidates)[-1]
         if topic_is_agreeable(command.topic, self._seed):
             # Negative voters hold out for themselves; the rest converge on one answer.
-            own = command.stance == "negative" and is_candidate
-            choice = command.agent if own else candidates[0]
-        else:
-            choice = command.agent if is_candidate else candidates[-1]
+            return command.agent if command.stance == "negative" and own else candidates[0]
+        return command.agent if own else candidates[-1]
+
+    def _ballot(self, command: RunTurn, rng: random.Random) -> dict[str, Any]:
+        confidence = round(0.55 + 0.4 * rng.random(), 2)
+        if not command.candidates:
+            return {"choice": "", "confidence": confidence, "reasoning": "No candidates."}
+        choice = self._choice(command)
+        judging = command.phase == "judge"
         if choice == command.agent:
             reasoning = "I stand by my own final answer: it best survives the critiques."
+        elif judging:
+            reasoning = f"As judge, I find {choice}'s final answer the best supported."
         else:
             reasoning = f"{choice}'s final answer is the most convincing and best supported."
-        return Vote(
-            choice=choice, confidence=round(0.55 + 0.4 * rng.random(), 2), reasoning=reasoning
-        )
+        conditional = not self.behaviour and command.stance == "neutral" and choice != command.agent
+        conditions = "provided the rollout is staged with checkpoints" if conditional else ""
+        return {
+            "choice": choice,
+            "confidence": confidence,
+            "reasoning": reasoning,
+            "conditions": conditions,
+        }
+
+    def _continues(self, command: RunTurn) -> bool:
+        """CONTINUE (True) or STOP (False) for this agent at this round."""
+        if self.behaviour == "agreeable":
+            return command.round < 2
+        if self.behaviour == "stubborn":
+            return False
+        if self.behaviour == "contrarian":
+            return True
+        return not (topic_is_agreeable(command.topic, self._seed) and command.round >= 3)
+
+    def _with_continue(self, answer: dict[str, Any], command: RunTurn) -> dict[str, Any]:
+        if command.ask_continue:
+            answer["continue"] = self._continues(command)
+        return answer

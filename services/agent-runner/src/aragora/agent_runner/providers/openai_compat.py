@@ -3,7 +3,9 @@
 This adapter is the single owner of retries for its HTTP call: connection errors, 5xx and
 429 are retried (at most :data:`MAX_ATTEMPTS` attempts, exponential backoff with jitter,
 ``Retry-After`` honoured); other 4xx are rejections. It adds no overall deadline: the
-caller bounds the whole turn with ``asyncio.timeout``.
+caller bounds the whole turn with ``asyncio.timeout``; the turn's deadline only lets it give
+up early on a wait that could never fit. Parsing the answer and re-asking when it does not
+parse is not its concern: :func:`run_structured` does that over :meth:`complete`.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from email.utils import parsedate_to_datetime
 import httpx
 import msgspec
 
-from aragora.agent_runner.providers.base import ProviderError, TurnOutput
-from aragora.agent_runner.providers.prompts import build_messages, parse_vote
+from aragora.agent_runner.providers.base import ChatMessage, Completion, ProviderError, TurnOutput
+from aragora.agent_runner.providers.structured import run_structured, turn_deadline
 from aragora.contracts.messages import FailureReason, RunTurn
 
 log = logging.getLogger(__name__)
@@ -111,17 +113,24 @@ class OpenAICompatibleProvider:
     async def aclose(self) -> None:
         """Nothing to release: the HTTP client belongs to the caller."""
 
-    async def run_turn(self, command: RunTurn) -> TurnOutput:
-        """One chat completion for the turn; on vote turns the reply is parsed as a ballot."""
-        body = {
-            "model": self._model,
-            "messages": build_messages(command, self._persona),
-            "temperature": TEMPERATURE,
-        }
-        # Used only to give up early on a Retry-After the turn could never wait out.
-        deadline = time.monotonic() + command.timeout_seconds
+    async def run_turn(self, command: RunTurn, *, deadline: float | None = None) -> TurnOutput:
+        """The turn's answer, parsed for its phase (re-asked once when unparsable)."""
+        return await run_structured(
+            self.complete,
+            command,
+            persona=self._persona,
+            deadline=turn_deadline(command, deadline),
+            default_model=self._model,
+        )
+
+    async def complete(self, messages: list[ChatMessage], deadline: float) -> Completion:
+        """One chat completion (with transport retries); ``deadline`` on the loop's clock.
+
+        The deadline is used only to give up early on a wait the turn could never outlast.
+        """
+        body = {"model": self._model, "messages": messages, "temperature": TEMPERATURE}
         response = await self._post_with_retries(msgspec.json.encode(body), deadline)
-        return self._parse(response, command)
+        return self._parse(response)
 
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -136,6 +145,7 @@ class OpenAICompatibleProvider:
         return text[:_MAX_DETAIL]
 
     async def _post_with_retries(self, payload: bytes, deadline: float) -> httpx.Response:
+        loop = asyncio.get_running_loop()
         last_error: ProviderError | None = None
         for attempt in range(1, MAX_ATTEMPTS + 1):
             retry_after: float | None = None
@@ -174,7 +184,7 @@ class OpenAICompatibleProvider:
             if attempt == MAX_ATTEMPTS:
                 break
             delay = retry_after if retry_after is not None else self._backoff(attempt)
-            if time.monotonic() + delay > deadline:
+            if loop.time() + delay > deadline:
                 break  # waiting would outlive the turn: fail now with the real cause
             log.debug(
                 "provider attempt %d failed (%s); retrying in %.2fs",
@@ -191,7 +201,7 @@ class OpenAICompatibleProvider:
         step = min(self._backoff_max_s, self._backoff_base_s * 2.0 ** (attempt - 1))
         return step * (0.5 + random.random())
 
-    def _parse(self, response: httpx.Response, command: RunTurn) -> TurnOutput:
+    def _parse(self, response: httpx.Response) -> Completion:
         try:
             completion = msgspec.json.decode(response.content, type=_Completion)
         except msgspec.DecodeError as exc:
@@ -204,10 +214,8 @@ class OpenAICompatibleProvider:
         if not content or not content.strip():
             raise ProviderError("provider_error", "response has no message content")
         usage = completion.usage or _Usage()
-        vote = parse_vote(content, command.candidates) if command.phase == "vote" else None
-        return TurnOutput(
-            content=content.strip(),
-            vote=vote,
+        return Completion(
+            text=content.strip(),
             model=completion.model or self._model,
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
