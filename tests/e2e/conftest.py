@@ -32,5 +32,8 @@ def assert_exactly_once(events: list[dict[str, Any]]) -> None:
         e["turn_id"] for e in events if e["type"] in ("debate.turn_completed", "debate.turn_failed")
     )
     assert len(asked) == len(set(asked))
-    assert all(resolved[t] == 1 for t in asked), resolved
+    assert all(n == 1 for n in resolved.values()), resolved
+    interrupted = events[-1].get("status") in ("timeout", "cancelled")
+    if not interrupted:  # a timeout or cancel may end the debate with turns still out
+        assert all(resolved[t] == 1 for t in asked), resolved
     assert set(resolved) <= set(asked)

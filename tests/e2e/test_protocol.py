@@ -178,3 +178,32 @@ def test_excess_debates_queue_in_order_and_can_be_cancelled(tmp_path: Path) -> N
         assert again.status_code == 409
     finally:
         stack.stop()
+
+
+def test_a_debate_past_its_deadline_ends_timeout_and_is_counted(stack: Stack) -> None:
+    body = {
+        "topic": "Will this run out of time?",
+        "agents": ["demo-slow", "demo-1", "demo-2"],
+        "protocol": {"debate_timeout_seconds": 1, "rounds": 2},
+    }
+    view = stack.wait_finished(stack.post_debate(**body))
+    assert view["status"] == "timeout"
+    assert_exactly_once(stack.events(view["id"]))
+    metrics = httpx.get(f"{stack.url}/api/metrics").text
+    assert 'aragora_debates_total{status="timeout"} 1.0' in metrics
+
+
+def test_ask_takes_protocol_flags(stack: Stack) -> None:
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "aragora.cli", "ask", TOPIC, "--url", stack.url),
+            *("--agents", ",".join(TRIO), "--preset", "light", "--consensus", "judge"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "judge" in result.stdout
+    assert "Synthesis:" in result.stdout

@@ -14,7 +14,7 @@ import contextlib
 import json
 import os
 import sys
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 from rich.console import Console
@@ -91,6 +91,20 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="N",
         help="debate rounds (default: the gateway's default)",
     )
+    parser.add_argument(
+        "--consensus",
+        choices=["majority", "supermajority", "unanimous", "judge", "any", "none"],
+        help="how the debate decides (default: majority)",
+    )
+    parser.add_argument(
+        "--preset", choices=["light", "standard", "thorough"], help="2, 3 or 6 rounds"
+    )
+    parser.add_argument(
+        "--topology",
+        choices=["all-to-all", "ring", "round-robin", "star"],
+        help="who critiques whom (default: all-to-all)",
+    )
+    parser.add_argument("--domain", help="rating domain of the debate (default: general)")
     parser.add_argument(
         "--url",
         default=None,
@@ -236,10 +250,14 @@ async def ask(
     rounds: int | None,
     sink: _Sink,
     backoff: Backoff | None = None,
+    protocol: dict[str, Any] | None = None,
+    domain: str | None = None,
 ) -> int:
     """Create the debate, stream it to ``sink``; return the exit code."""
     try:
-        debate_id = await create_debate(url, question, agents=agents, rounds=rounds)
+        debate_id = await create_debate(
+            url, question, agents=agents, rounds=rounds, protocol=protocol, domain=domain
+        )
     except GatewayUnreachable:
         _error(f"cannot reach the Aragora gateway at {url} - is `make serve` running?")
         return EXIT_USAGE
@@ -291,6 +309,12 @@ def run(args: argparse.Namespace) -> int:
                 rounds=args.rounds,
                 sink=sink,
                 backoff=RECONNECT_BACKOFF,
+                protocol={
+                    key: value
+                    for key in ("consensus", "preset", "topology")
+                    if (value := getattr(args, key, None)) is not None
+                },
+                domain=args.domain,
             )
         )
     except KeyboardInterrupt:

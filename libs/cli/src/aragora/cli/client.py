@@ -130,6 +130,8 @@ async def create_debate(
     *,
     agents: list[str] | None = None,
     rounds: int | None = None,
+    protocol: dict[str, Any] | None = None,
+    domain: str | None = None,
     http_timeout: float = 10.0,
 ) -> str:
     """Ask the gateway to start a debate; return its id."""
@@ -138,6 +140,10 @@ async def create_debate(
         body["agents"] = agents
     if rounds is not None:
         body["rounds"] = rounds
+    if protocol:
+        body["protocol"] = protocol
+    if domain is not None:
+        body["domain"] = domain
     try:
         async with httpx.AsyncClient(base_url=base_url, timeout=http_timeout) as http:
             response = await http.post("/api/debates", json=body)
