@@ -5,37 +5,28 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
-from typing import Any
+from functools import partial
 
 import httpx
 import pytest
 
 from aragora.agent_runner.providers import OpenAICompatibleProvider, ProviderError, build_provider
-from aragora.contracts.messages import RunTurn
 from aragora.runtime.agents import AgentSpec
 from aragora.runtime.settings import Settings
+from tests.factories import run_turn
 from tests.plugins.fake_provider import FakeProviderProcess, start_fake_provider
 
 SECRET = "sk-test-SUPERSECRET-0123456789"
 
 
-def turn(**overrides: Any) -> RunTurn:
-    fields: dict[str, Any] = {
-        "event_id": "e1",
-        "occurred_at": datetime(2025, 1, 1, tzinfo=UTC),
-        "correlation_id": "c1",
-        "turn_id": "t1",
-        "debate_id": "d1",
-        "round": 1,
-        "phase": "propose",
-        "agent": "gpt",
-        "stance": "neutral",
-        "topic": "Is tea better than coffee?",
-        "timeout_seconds": 10.0,
-    }
-    fields.update(overrides)
-    return RunTurn(**fields)
+# A first-round proposal by gpt on tea vs coffee, with a 10 s budget.
+turn = partial(
+    run_turn,
+    agent="gpt",
+    stance="neutral",
+    topic="Is tea better than coffee?",
+    timeout_seconds=10.0,
+)
 
 
 @pytest.fixture

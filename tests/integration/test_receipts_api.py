@@ -30,7 +30,8 @@ from aragora.contracts.messages import (
     RoundStarted,
     TurnCompleted,
 )
-from aragora.contracts.receipt import proof_checksum, public_key_of, verify_receipt
+from aragora.contracts.receipt import proof_checksum
+from aragora.contracts.receipt_signing import public_key_of, verify_receipt
 from aragora.contracts.values import Consensus, ConsensusProof, Dissent, TurnSpec, Vote
 from aragora.runtime.natsserver import EmbeddedNats
 from aragora.runtime.settings import Settings

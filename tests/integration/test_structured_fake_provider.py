@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
-from typing import Any
+from functools import partial
 
 import httpx
 import pytest
 
 from aragora.agent_runner.providers import OpenAICompatibleProvider
-from aragora.contracts.messages import Critique, PeerMessage, RunTurn
+from aragora.contracts.messages import Critique, PeerMessage
+from tests.factories import run_turn
 from tests.plugins.fake_provider import FakeProviderProcess
 
 PEERS = [
@@ -20,23 +20,17 @@ PEERS = [
 ]
 
 
-def turn(**overrides: Any) -> RunTurn:
-    fields: dict[str, Any] = {
-        "event_id": "e1",
-        "occurred_at": datetime(2025, 1, 1, tzinfo=UTC),
-        "correlation_id": "c1",
-        "turn_id": "t1",
-        "debate_id": "d1",
-        "round": 2,
-        "phase": "critique",
-        "agent": "gpt",
-        "stance": "neutral",
-        "topic": "Is tea better than coffee?",
-        "context": PEERS,
-        "timeout_seconds": 10.0,
-    }
-    fields.update(overrides)
-    return RunTurn(**fields)
+# A second-round critique by gpt on tea vs coffee, given PEERS' proposals, with a 10 s budget.
+turn = partial(
+    run_turn,
+    round=2,
+    phase="critique",
+    agent="gpt",
+    stance="neutral",
+    topic="Is tea better than coffee?",
+    context=PEERS,
+    timeout_seconds=10.0,
+)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import difflib
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -15,6 +14,7 @@ from aragora.agent_runner.providers.demo import SLOW_BASE_MS, flaky_mode
 from aragora.contracts.messages import PeerMessage, RunTurn
 from aragora.runtime.agents import AgentSpec, demo_agents, load_registry
 from aragora.runtime.settings import Settings
+from tests.factories import run_turn
 
 BEHAVIOURS = ["agreeable", "contrarian", "stubborn", "flaky", "slow"]
 PHASES = ["propose", "critique", "revise", "vote", "judge", "synthesis"]
@@ -28,23 +28,15 @@ def provider(behaviour: str, seed: int = 0, latency_ms: int = 0) -> DemoProvider
 
 
 def turn(behaviour: str, **overrides: Any) -> RunTurn:
+    """A first-round proposal by ``demo-{behaviour}``, with candidates, targets and a peer."""
     fields: dict[str, Any] = {
-        "event_id": "e1",
-        "occurred_at": datetime(2025, 1, 1, tzinfo=UTC),
-        "correlation_id": "c1",
-        "turn_id": "t1",
-        "debate_id": "d1",
-        "round": 1,
-        "phase": "propose",
         "agent": f"demo-{behaviour}",
-        "stance": "affirmative",
         "topic": TOPIC,
         "candidates": CANDIDATES,
         "targets": ["demo-1", "demo-2"],
         "context": [PeerMessage(agent="demo-1", round=1, phase="propose", content="Yes.")],
     }
-    fields.update(overrides)
-    return RunTurn(**fields)
+    return run_turn(**(fields | overrides))
 
 
 def jaccard(a: str, b: str) -> float:

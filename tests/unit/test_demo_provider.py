@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
-from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import httpx
@@ -19,9 +19,10 @@ from aragora.agent_runner.providers import (
     build_provider,
 )
 from aragora.agent_runner.providers.demo import topic_is_agreeable
-from aragora.contracts.messages import PeerMessage, RunTurn
+from aragora.contracts.messages import PeerMessage
 from aragora.runtime.agents import AgentSpec
 from aragora.runtime.settings import Settings
+from tests.factories import run_turn
 
 SPEC = AgentSpec(name="demo-1", provider="demo", model="demo-deterministic")
 AGENTS = [("demo-1", "affirmative"), ("demo-2", "negative"), ("demo-3", "neutral")]
@@ -31,21 +32,8 @@ def provider(seed: int = 0, latency_ms: int = 0) -> DemoProvider:
     return DemoProvider(SPEC, Settings(demo_seed=seed, demo_latency_ms=latency_ms))
 
 
-def turn(**overrides: Any) -> RunTurn:
-    fields: dict[str, Any] = {
-        "event_id": "e1",
-        "occurred_at": datetime(2025, 1, 1, tzinfo=UTC),
-        "correlation_id": "c1",
-        "turn_id": "t1",
-        "debate_id": "d1",
-        "round": 1,
-        "phase": "propose",
-        "agent": "demo-1",
-        "stance": "affirmative",
-        "topic": "Should we adopt a four-day work week?",
-    }
-    fields.update(overrides)
-    return RunTurn(**fields)
+# A first-round proposal by demo-1 on the four-day week.
+turn = partial(run_turn, agent="demo-1", topic="Should we adopt a four-day work week?")
 
 
 def topics(agreeable: bool, seed: int = 0) -> list[str]:
@@ -190,7 +178,7 @@ async def test_continue_stops_from_round_3_on_agreeable_topics(agreeable: bool) 
 async def test_judge_picks_like_its_vote() -> None:
     topic = topics(agreeable=True)[0]
     for agent, stance in AGENTS:
-        common = {
+        common: dict[str, Any] = {
             "agent": agent,
             "stance": stance,
             "topic": topic,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -17,30 +16,13 @@ from aragora.agent_runner.providers.parsing import (
 )
 from aragora.agent_runner.providers.readers import confidence, json_objects, severity
 from aragora.contracts.messages import Critique, PeerMessage, RunTurn
-
-
-def turn(**overrides: Any) -> RunTurn:
-    fields: dict[str, Any] = {
-        "event_id": "e1",
-        "occurred_at": datetime(2025, 1, 1, tzinfo=UTC),
-        "correlation_id": "c1",
-        "turn_id": "t1",
-        "debate_id": "d1",
-        "round": 1,
-        "phase": "propose",
-        "agent": "alice",
-        "stance": "affirmative",
-        "topic": "Should cities ban cars downtown?",
-    }
-    fields.update(overrides)
-    return RunTurn(**fields)
-
+from tests.factories import run_turn
 
 CANDS = ["Alice", "bob"]
 
 
 def ballot(text: str, phase: str = "vote", **kw: Any) -> Any:
-    return parse_ballot(text, turn(phase=phase, candidates=CANDS, **kw))
+    return parse_ballot(text, run_turn(phase=phase, candidates=CANDS, **kw))
 
 
 # --- where the JSON is ------------------------------------------------------------------------
@@ -128,7 +110,7 @@ def test_invalid_ballot_raises_retryable_error(text: str, error: str) -> None:
 
 def test_ballot_without_candidates_is_not_retryable() -> None:
     with pytest.raises(AnswerError) as info:
-        parse_ballot('{"choice": "bob"}', turn(phase="vote", candidates=[]))
+        parse_ballot('{"choice": "bob"}', run_turn(phase="vote", candidates=[]))
     assert not info.value.retryable
 
 
@@ -136,7 +118,7 @@ def test_ballot_without_candidates_is_not_retryable() -> None:
 
 
 def critique_turn(**kw: Any) -> RunTurn:
-    return turn(phase="critique", role="critic", targets=["bob", "carol"], **kw)
+    return run_turn(phase="critique", role="critic", targets=["bob", "carol"], **kw)
 
 
 def test_critique_shape_and_rendering() -> None:
@@ -201,14 +183,14 @@ def test_severity_is_on_a_0_to_10_scale_and_clamped(raw: object, expected: float
 
 def test_critique_targets_default_to_context_peers() -> None:
     context = [PeerMessage(agent="dave", round=1, phase="propose", content="p")]
-    command = turn(phase="critique", context=context)
+    command = run_turn(phase="critique", context=context)
     assert parse_critique('{"target": "dave", "issues": []}', command).critiques[0].target == (
         "dave"
     )
 
 
 def test_critique_with_no_targets_accepts_an_empty_list() -> None:
-    parsed = parse_critique('{"critiques": []}', turn(phase="critique"))
+    parsed = parse_critique('{"critiques": []}', run_turn(phase="critique"))
     assert parsed.critiques == [] and parsed.content == render_critiques([])
 
 
@@ -225,9 +207,11 @@ def test_critique_naming_no_target_is_an_error(text: str) -> None:
 
 
 def test_revision_text_and_continue() -> None:
-    parsed = parse_revision('{"revised": " New text. ", "continue": true}', turn(phase="revise"))
+    parsed = parse_revision(
+        '{"revised": " New text. ", "continue": true}', run_turn(phase="revise")
+    )
     assert (parsed.content, parsed.continue_debate) == ("New text.", None)  # not asked
-    asked = turn(phase="revise", ask_continue=True)
+    asked = run_turn(phase="revise", ask_continue=True)
     assert parse_revision('{"revised": "x", "continue": false}', asked).continue_debate is False
     assert parse_revision('{"Revision": "x", "decision": "CONTINUE"}', asked).continue_debate
     assert parse_revision('{"revised": "x", "stop": true}', asked).continue_debate is False
@@ -244,7 +228,7 @@ def test_revision_text_and_continue() -> None:
 )
 def test_revision_errors(text: str, asked: bool, error: str) -> None:
     with pytest.raises(AnswerError, match=error):
-        parse_revision(text, turn(phase="revise", ask_continue=asked))
+        parse_revision(text, run_turn(phase="revise", ask_continue=asked))
 
 
 # --- plain-text phases ------------------------------------------------------------------------
@@ -252,15 +236,15 @@ def test_revision_errors(text: str, asked: bool, error: str) -> None:
 
 @pytest.mark.parametrize("phase", ["propose", "synthesis"])
 def test_plain_phases_pass_text_through(phase: str) -> None:
-    parsed = parse_answer("  A plain answer {not json}.  ", turn(phase=phase))
+    parsed = parse_answer("  A plain answer {not json}.  ", run_turn(phase=phase))
     assert parsed.content == "A plain answer {not json}." and parsed.vote is None
     with pytest.raises(AnswerError):
-        parse_answer("   ", turn(phase=phase))
+        parse_answer("   ", run_turn(phase=phase))
 
 
 def test_parse_answer_dispatches_by_phase() -> None:
     text = '{"choice": "bob", "revised": "r", "critiques": [{"target": "bob"}]}'
-    assert parse_answer(text, turn(phase="vote", candidates=CANDS)).vote is not None
-    assert parse_answer(text, turn(phase="judge", candidates=CANDS)).vote is not None
-    assert parse_answer(text, turn(phase="revise")).content == "r"
-    assert parse_answer(text, turn(phase="critique", targets=["bob"])).critiques
+    assert parse_answer(text, run_turn(phase="vote", candidates=CANDS)).vote is not None
+    assert parse_answer(text, run_turn(phase="judge", candidates=CANDS)).vote is not None
+    assert parse_answer(text, run_turn(phase="revise")).content == "r"
+    assert parse_answer(text, run_turn(phase="critique", targets=["bob"])).critiques

@@ -4,34 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from aragora.agent_runner.providers import ChatMessage, Completion, ProviderError, run_structured
 from aragora.contracts.messages import RunTurn
+from tests.factories import run_turn
 
 BALLOT = '{"choice": "bob", "confidence": 0.9, "reasoning": "best"}'
 
 
 def turn(**overrides: Any) -> RunTurn:
+    """A second-round vote by alice between alice and bob, with a 5 s budget."""
     fields: dict[str, Any] = {
-        "event_id": "e1",
-        "occurred_at": datetime(2025, 1, 1, tzinfo=UTC),
-        "correlation_id": "c1",
-        "turn_id": "t1",
-        "debate_id": "d1",
         "round": 2,
         "phase": "vote",
-        "agent": "alice",
         "stance": "neutral",
         "topic": "Tabs or spaces?",
         "candidates": ["alice", "bob"],
         "timeout_seconds": 5.0,
     }
-    fields.update(overrides)
-    return RunTurn(**fields)
+    return run_turn(**(fields | overrides))
 
 
 class Script:

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from aragora.contracts.receipt import verify_receipt
+from aragora.contracts.receipt_signing import verify_receipt
 
 EXIT_OK = 0
 EXIT_FAILED = 1

@@ -19,14 +19,11 @@ from litestar.params import FromPath, FromQuery
 
 from aragora.contracts import codec
 from aragora.contracts.messages import DebateEvent
-from aragora.contracts.receipt import (
-    ALGORITHM,
-    DebateNotFinished,
-    build_receipt,
+from aragora.contracts.receipt import ALGORITHM, DebateNotFinished, build_receipt
+from aragora.contracts.receipt_render import render_html, render_markdown
+from aragora.contracts.receipt_signing import (
     key_id_of,
     public_key_of,
-    render_html,
-    render_markdown,
     serialize_signed,
     sign_receipt,
 )

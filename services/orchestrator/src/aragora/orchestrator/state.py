@@ -68,6 +68,11 @@ class DebateState:
         return self.terminal is not None
 
     @property
+    def candidates(self) -> list[str]:
+        """Agents holding a position, in the debate's agent order."""
+        return [a for a in self.agents if a in self.latest]
+
+    @property
     def rounds(self) -> int:
         return self.protocol.rounds
 
