@@ -41,6 +41,13 @@ class Settings:
         DEFAULT_NATS_PORT,
         "Port of the embedded nats-server started by `aragora serve`.",
     )
+    nats_sync: str = _env(
+        "ARAGORA_NATS_SYNC",
+        "always",
+        "JetStream fsync policy of the embedded nats-server: `always` (fsync before each "
+        "ack: an acked message survives a power failure) or `default` (JetStream's 2-minute "
+        "interval: faster, survives process crashes only), or a duration such as `1s`.",
+    )
     database_url: str = _env(
         "ARAGORA_DATABASE_URL",
         "",

@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import psycopg
+import psycopg_pool
 import uvicorn
 from litestar import Litestar, Request, Response
 from litestar.datastructures import State
@@ -58,7 +61,22 @@ class CorrelationMiddleware(ASGIMiddleware):
             correlation_id_var.reset(token)
 
 
+def _database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.warning("database unavailable: %s", type(exc).__name__, extra={"path": request.url.path})
+    return Response(
+        {
+            "status_code": 503,
+            "detail": "the database is unavailable; nothing was changed, retry shortly",
+            "correlation_id": correlation_id_var.get(),
+        },
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )
+
+
 def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    if _is_database_outage(exc):
+        return _database_unavailable(request, exc)
     # One place maps unexpected errors to HTTP; details go to the log, never the client.
     log.exception("unhandled error", extra={"path": request.url.path})
     return Response(
@@ -116,6 +134,12 @@ def _detail(exc: HTTPException) -> str:
     if exc.detail.startswith("Validation failed for") and named:
         return "Validation failed: " + "; ".join(named)
     return exc.detail
+
+
+def _is_database_outage(exc: BaseException) -> bool:
+    """psycopg/pool and sqlite3 connection failures (not programming errors)."""
+    outage = (psycopg.OperationalError, psycopg_pool.PoolTimeout, sqlite3.OperationalError)
+    return isinstance(exc, outage)
 
 
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
