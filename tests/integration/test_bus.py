@@ -132,3 +132,29 @@ async def test_publish_with_the_same_msg_id_is_stored_once(conn: bus.Connection)
     assert first == second
     info = await conn.js.stream_info(EVENTS_STREAM.name)
     assert info.state.messages == 1
+
+
+async def test_stop_bounds_in_flight_work_and_leaves_it_for_redelivery(
+    conn: bus.Connection,
+) -> None:
+    started = asyncio.Event()
+    attempts: list[int] = []
+
+    async def slow(msg: Msg) -> None:
+        attempts.append(msg.metadata.num_delivered)
+        if len(attempts) == 1:
+            started.set()
+            await asyncio.sleep(60)
+
+    consumer, task = await _consumer(conn, slow, ack_wait=1.0)
+    await bus.publish(conn.js, "aragora.evt.test.slow", b"{}", msg_id="slow")
+    await asyncio.wait_for(started.wait(), 5)
+    await asyncio.wait_for(consumer.stop(grace=0.2), 5)
+    await asyncio.wait_for(task, 5)
+    assert consumer.handled == 0, attempts  # not acked: cancelled after the grace period
+
+    again, task = await _consumer(conn, slow, ack_wait=1.0)
+    await _until(lambda: again.handled == 1)
+    assert attempts == [1, 2]
+    await again.stop()
+    await asyncio.wait_for(task, 5)

@@ -230,6 +230,10 @@ class Consumer:
             while free < self.spec.concurrency and not self._slots.locked():
                 await self._slots.acquire()
                 free += 1
+            if self._stopping.is_set():  # stopped while waiting for a free slot
+                for _ in range(free):
+                    self._slots.release()
+                return
             try:
                 msgs = await sub.fetch(free, timeout=1.0)
             except nats.errors.TimeoutError:
@@ -259,6 +263,12 @@ class Consumer:
         keepalive = asyncio.create_task(self._keep_in_progress(msg))
         try:
             await self.handler(msg)
+        except asyncio.CancelledError:
+            # Shutting down mid-handler: hand the message back now rather than after
+            # ack_wait, so another replica picks it up at once.
+            with contextlib.suppress(Exception):
+                await msg.nak()
+            raise
         except Poison as exc:
             await self._dead_letter(msg, str(exc))
             return
@@ -318,10 +328,24 @@ class Consumer:
         if self._inflight:
             await asyncio.gather(*self._inflight, return_exceptions=True)
 
-    async def stop(self) -> None:
-        """Stop fetching; in-flight messages finish (and are acked) before this returns."""
+    async def stop(self, grace: float = 20.0) -> None:
+        """Stop fetching; in-flight messages get ``grace`` seconds to finish and be acked.
+
+        Whatever is still running then is cancelled without an ack, so JetStream
+        redelivers it to another replica (handlers are idempotent)."""
         self._stopping.set()
-        await self._drain_inflight()
+        if not self._inflight:
+            return
+        _, pending = await asyncio.wait(set(self._inflight), timeout=grace)
+        for task in pending:
+            task.cancel()
+        if pending:
+            log.warning(
+                "consumer %s: %d in-flight messages left for redelivery",
+                self.spec.durable,
+                len(pending),
+            )
+            await asyncio.gather(*pending, return_exceptions=True)
 
 
 def header(msg: Msg, name: str) -> str | None:
