@@ -107,7 +107,7 @@ class AgentController(Controller):
             ratings = cur.fetchall()
             cur.execute(
                 "SELECT debate_id, domain, before, after, at FROM gw_rating_history "
-                "WHERE agent = ? ORDER BY at, domain",
+                "WHERE agent = ? ORDER BY at, debate_id, domain",
                 (name,),
             )
             return ratings, cur.fetchall()

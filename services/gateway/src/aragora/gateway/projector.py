@@ -1,4 +1,8 @@
-"""Projects debate events from JetStream into the read model, then to live clients."""
+"""Projects debate events from JetStream into the read model, then to live clients.
+
+Each event is applied with its stream sequence, which the read model stores as the
+projections' position in the same transaction (see ``aragora projections status``).
+"""
 
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ class Projector:
             event = codec.decode_debate_event(msg.data)
         except codec.DecodeError as exc:
             raise Poison(f"undecodable debate event: {exc}") from None
-        outcome, view = await self.readmodel.apply(event)
+        outcome, view = await self.readmodel.apply(event, msg.metadata.sequence.stream)
         if outcome is Applied.GAP:
             raise Transient(
                 f"debate {event.debate_id}: seq {event.seq} arrived before its predecessor"

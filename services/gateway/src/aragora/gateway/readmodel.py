@@ -4,6 +4,11 @@ Written only by the projector (plus the provisional row a POST creates, so a cli
 GET its debate at once). Applying an event is idempotent and ordered: an event at or
 below the stored ``last_seq`` is a duplicate; one beyond ``last_seq + 1`` is a gap and
 is refused until the missing one arrives. Blocking DB-API calls run in worker threads.
+
+Each projection stores its position (the JetStream stream sequence of the last message it
+handled) in ``gw_projection_positions``, in the same transaction as the event's writes, so
+``aragora projections rebuild`` (:mod:`aragora.gateway.rebuild`) can tell how far it is and
+replace it, from the stream, without losing what the live projector wrote meanwhile.
 """
 
 from __future__ import annotations
@@ -26,6 +31,12 @@ from aragora.runtime.settings import Settings
 
 T = TypeVar("T")
 
+DEBATES = "debates"
+"""The debate views and their events (``gw_debates``, ``gw_debate_events``)."""
+RATINGS = "ratings"
+"""The leaderboard (``gw_ratings``, ``gw_rating_history``), fed by ``debate.completed``."""
+PROJECTIONS = (DEBATES, RATINGS)
+
 _DDL = [
     """CREATE TABLE IF NOT EXISTS gw_debates (
         id TEXT PRIMARY KEY,
@@ -42,6 +53,14 @@ _DDL = [
         type TEXT NOT NULL,
         body TEXT NOT NULL,
         PRIMARY KEY (debate_id, seq))""",
+    """CREATE TABLE IF NOT EXISTS gw_projection_positions (
+        name TEXT PRIMARY KEY,
+        stream_seq INTEGER NOT NULL)""",
+    *(
+        "INSERT INTO gw_projection_positions (name, stream_seq) "
+        f"VALUES ('{name}', 0) ON CONFLICT (name) DO NOTHING"
+        for name in PROJECTIONS
+    ),
 ]
 
 
@@ -74,7 +93,7 @@ class ReadModel:
             # instead of holding requests for the pool's default 30 s.
             kwargs: dict[str, Any] = {"connect_timeout": 3}
             if s.database_schema:
-                with psycopg.connect(s.database_url, autocommit=True) as conn:
+                with psycopg.connect(s.database_url, autocommit=True, connect_timeout=3) as conn:
                     conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{s.database_schema}"')
                 kwargs["options"] = f"-c search_path={s.database_schema}"
             self._pool = ConnectionPool(
@@ -84,6 +103,9 @@ class ReadModel:
                 kwargs=kwargs,
                 open=True,
                 timeout=3,
+                # A connection that broke while idle (a database restart, a partition)
+                # is replaced on checkout instead of failing the next request.
+                check=ConnectionPool.check_connection,
             )
         else:
             path = (
@@ -148,44 +170,32 @@ class ReadModel:
 
         await self._run(work)
 
-    async def apply(self, event: DebateEvent) -> tuple[Applied, View | None]:
+    async def apply(
+        self, event: DebateEvent, stream_seq: int | None = None
+    ) -> tuple[Applied, View | None]:
+        """Fold ``event`` in; ``stream_seq`` (its JetStream sequence) moves the position."""
         body = codec.encode(event).decode()
 
         def work(cur: Any) -> tuple[Applied, View | None]:
             lock = " FOR UPDATE" if self.postgres else ""
+            if self.postgres:  # wait for a rebuild holding them (SQLite: BEGIN IMMEDIATE)
+                lock_positions(cur, postgres=True)
             cur.execute(
                 f"SELECT last_seq, view FROM gw_debates WHERE id = ?{lock}", (event.debate_id,)
             )
             row = cur.fetchone()
             last_seq, view = (row[0], json.loads(row[1])) if row else (0, None)
             if event.seq <= last_seq:
+                advance_positions(cur, stream_seq)
                 return Applied.DUPLICATE, None
             if event.seq != last_seq + 1:
                 return Applied.GAP, None
             new = projection.apply(view, event)
-            cur.execute(
-                "INSERT INTO gw_debate_events (debate_id, seq, type, body) VALUES (?, ?, ?, ?)",
-                (event.debate_id, event.seq, tag_of(type(event)), body),
-            )
-            cur.execute(
-                "INSERT INTO gw_debates "
-                "(id, status, topic, created_at, completed_at, last_seq, view) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
-                "status = excluded.status, topic = excluded.topic, "
-                "created_at = excluded.created_at, completed_at = excluded.completed_at, "
-                "last_seq = excluded.last_seq, view = excluded.view",
-                (
-                    new["id"],
-                    new["status"],
-                    new["topic"],
-                    new["created_at"],
-                    new["completed_at"],
-                    new["last_seq"],
-                    json.dumps(new),
-                ),
-            )
+            store_event(cur, event, body)
+            store_view(cur, new)
             if isinstance(event, DebateCompleted):
                 leaderboard.project(cur, event)
+            advance_positions(cur, stream_seq)
             return Applied.APPLIED, new
 
         return await self._run(work)
@@ -234,6 +244,15 @@ class ReadModel:
 
         return await self._run(work)
 
+    async def positions(self) -> dict[str, int]:
+        """Each projection's position: the stream sequence of the last message handled."""
+
+        def work(cur: Any) -> dict[str, int]:
+            cur.execute("SELECT name, stream_seq FROM gw_projection_positions ORDER BY name")
+            return {str(r[0]): int(r[1]) for r in cur.fetchall()}
+
+        return await self._run(work)
+
     async def count_running(self) -> int:
         def work(cur: Any) -> int:
             cur.execute(
@@ -251,6 +270,63 @@ class ReadModel:
         return (time.perf_counter() - started) * 1000
 
 
+def lock_positions(cur: Any, postgres: bool) -> dict[str, int]:
+    """Read (and on PostgreSQL lock, in name order) every projection's position row."""
+    lock = " FOR UPDATE" if postgres else ""
+    cur.execute(f"SELECT name, stream_seq FROM gw_projection_positions ORDER BY name{lock}")
+    return {str(r[0]): int(r[1]) for r in cur.fetchall()}
+
+
+def advance_positions(
+    cur: Any, stream_seq: int | None, names: tuple[str, ...] = PROJECTIONS
+) -> None:
+    """Move the positions forward to ``stream_seq`` (never back: a redelivered gap is older)."""
+    if stream_seq is None:
+        return
+    marks = ", ".join("?" for _ in names)
+    cur.execute(
+        "UPDATE gw_projection_positions SET stream_seq = ? "
+        f"WHERE stream_seq < ? AND name IN ({marks})",
+        (stream_seq, stream_seq, *names),
+    )
+
+
+def set_positions(cur: Any, stream_seq: int, names: tuple[str, ...]) -> None:
+    """Set the positions to ``stream_seq`` (a rebuild; same transaction as its writes)."""
+    marks = ", ".join("?" for _ in names)
+    cur.execute(
+        f"UPDATE gw_projection_positions SET stream_seq = ? WHERE name IN ({marks})",
+        (stream_seq, *names),
+    )
+
+
+def store_event(cur: Any, event: DebateEvent, body: str) -> None:
+    cur.execute(
+        "INSERT INTO gw_debate_events (debate_id, seq, type, body) VALUES (?, ?, ?, ?)",
+        (event.debate_id, event.seq, tag_of(type(event)), body),
+    )
+
+
+def store_view(cur: Any, view: View) -> None:
+    cur.execute(
+        "INSERT INTO gw_debates "
+        "(id, status, topic, created_at, completed_at, last_seq, view) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+        "status = excluded.status, topic = excluded.topic, "
+        "created_at = excluded.created_at, completed_at = excluded.completed_at, "
+        "last_seq = excluded.last_seq, view = excluded.view",
+        (
+            view["id"],
+            view["status"],
+            view["topic"],
+            view["created_at"],
+            view["completed_at"],
+            view["last_seq"],
+            json.dumps(view),
+        ),
+    )
+
+
 class _PgCursor:
     """psycopg cursor speaking the qmark placeholders the SQL above is written in."""
 
@@ -259,6 +335,9 @@ class _PgCursor:
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
         self._cur.execute(sql.replace("?", "%s"), params)
+
+    def executemany(self, sql: str, params: list[tuple[Any, ...]]) -> None:
+        self._cur.executemany(sql.replace("?", "%s"), params)
 
     def fetchone(self) -> Any:
         return self._cur.fetchone()

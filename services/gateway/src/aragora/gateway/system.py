@@ -44,10 +44,12 @@ async def health(state: State) -> Response[dict[str, Any]]:
         await deps.bus.nc.flush(timeout=int(CHECK_TIMEOUT))
 
     database, nats = await asyncio.gather(_timed(deps.readmodel.ping), _timed(nats_check))
-    try:
-        active: int | None = await deps.readmodel.count_running()
-    except Exception:
-        active = None
+    active: int | None = None
+    if database["status"] == "ok":  # else it would only wait out the pool's timeout too
+        try:
+            active = await asyncio.wait_for(deps.readmodel.count_running(), CHECK_TIMEOUT)
+        except Exception:
+            active = None
     failing = [name for name, c in (("database", database), ("nats", nats)) if c["status"] != "ok"]
     status = "healthy" if not failing else ("unhealthy" if len(failing) == 2 else "degraded")
     body = {

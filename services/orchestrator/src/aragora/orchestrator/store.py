@@ -40,6 +40,8 @@ from aragora.contracts.messages import (
 from aragora.runtime.settings import Settings
 
 RELAY = "outbox-relay"
+# libpq's limit on opening one PostgreSQL connection (TCP connect plus start-up/auth).
+CONNECT_TIMEOUT_SECONDS = 5
 _TERMINAL_TOPICS = [tag_of(DebateCompleted), tag_of(DebateFailed)]
 
 
@@ -80,7 +82,7 @@ def eventsourcing_env(settings: Settings) -> dict[str, str]:
             "POSTGRES_PASSWORD": unquote(url.password or ""),
             "POSTGRES_POOL_SIZE": str(settings.db_pool_size),
             "POSTGRES_MAX_OVERFLOW": str(settings.db_max_overflow),
-            "POSTGRES_CONNECT_TIMEOUT": "5",
+            "POSTGRES_CONNECT_TIMEOUT": str(CONNECT_TIMEOUT_SECONDS),
             "POSTGRES_PRE_PING": "y",
         }
         if settings.database_schema:
@@ -108,6 +110,8 @@ class RecorderEventStore:
         self._factory: Any = InfrastructureFactory.construct(
             Environment(name="aragora", env=eventsourcing_env(settings))
         )
+        if settings.uses_postgres:
+            _bound_connection_attempts(self._factory)
         self._recorder: ProcessRecorder = self._factory.process_recorder()
         self._lock = threading.Lock()  # one relay position writer at a time
 
@@ -194,8 +198,22 @@ class RecorderEventStore:
         self._factory.close()
 
 
+def _bound_connection_attempts(factory: Any) -> None:
+    """Give the pool's own connection attempts a libpq ``connect_timeout``.
+
+    eventsourcing's POSTGRES_CONNECT_TIMEOUT only bounds the wait for a pooled
+    connection; the pool's background workers open connections with no timeout at all.
+    During a network partition (or with a hung server) each attempt then blocks forever,
+    the pool never refills, and the orchestrator stays stuck after the database is back.
+    """
+    pool = factory.datastore.pool
+    pool.kwargs = {**(pool.kwargs or {}), "connect_timeout": CONNECT_TIMEOUT_SECONDS}
+
+
 def _ensure_schema(settings: Settings) -> None:
     import psycopg
 
-    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+    with psycopg.connect(
+        settings.database_url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS
+    ) as conn:
         conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{settings.database_schema}"')
