@@ -38,6 +38,18 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def _instance(pid: int) -> str | None:
+    """The ARAGORA_INSTANCE_ID the supervisor gave a service (its name, e.g. agent-runner-2)."""
+    try:
+        environ = (Path("/proc") / str(pid) / "environ").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    for entry in environ:
+        if entry.startswith(b"ARAGORA_INSTANCE_ID="):
+            return entry.split(b"=", 1)[1].decode()
+    return None
+
+
 def alive(pid: int) -> bool:
     try:
         state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -47,7 +59,8 @@ def alive(pid: int) -> bool:
 
 
 class Stack:
-    def __init__(self, tmp_path: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, tmp_path: Path, env: dict[str, str] | None = None, runners: int = 1) -> None:
+        self.runners = runners
         self.api_port = free_port()
         self.ws_port = free_port()
         self.nats_port = free_port()
@@ -76,6 +89,7 @@ class Stack:
                 sys.executable, "-m", "aragora.cli", "serve",
                 "--api-port", str(self.api_port), "--ws-port", str(self.ws_port),
                 "--data-dir", str(self.data_dir),
+                *(("--runners", str(self.runners)) if self.runners != 1 else ()),
             ],
             env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )  # fmt: skip
@@ -105,6 +119,52 @@ class Stack:
             if "nats-server" in cmd:
                 pids["nats"] = pid
         return pids
+
+    def named_pids(self) -> dict[str, int]:
+        """Live pid of each service by its supervisor name (orchestrator, agent-runner-2,
+        gateway...) and of the embedded nats-server as ``nats``."""
+        assert self.process is not None
+        pids = {}
+        for pid in _children(self.process.pid):
+            if not alive(pid):
+                continue
+            if "nats-server" in _cmdline(pid):
+                pids["nats"] = pid
+            elif (name := _instance(pid)) is not None:
+                pids[name] = pid
+        return pids
+
+    def runner_pids(self) -> list[int]:
+        """Pids of the live agent-runner processes."""
+        return [pid for name, pid in self.named_pids().items() if name.startswith("agent-runner")]
+
+    def kill(self, name: str) -> int:
+        """SIGKILL a service by its supervisor name (or ``nats``); returns the pid killed."""
+        pid = self.named_pids()[name]
+        os.kill(pid, signal.SIGKILL)
+        return pid
+
+    def wait_restarted(self, name: str, old_pid: int, timeout: float = 60.0) -> int:
+        """Wait until the supervisor has brought ``name`` back (a new live pid); return it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pid = self.named_pids().get(name)
+            if pid is not None and pid != old_pid:
+                return pid
+            time.sleep(0.1)
+        raise AssertionError(f"{name} not restarted within {timeout}s:\n{self.log()}")
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Wait until the gateway answers /readyz with 200."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"gateway not ready within {timeout}s:\n{self.log()}")
 
     def stop(self) -> int:
         if self.process is None or self.process.poll() is not None:

@@ -1,7 +1,8 @@
 """``aragora serve``: the whole stack on one host, each service its own process.
 
 Starts nats-server from the wheel (unless ARAGORA_NATS_URL points at one), then the
-orchestrator, agent-runner(s) and gateway; restarts a service that dies, with backoff;
+orchestrator, agent-runner(s) and gateway; restarts a service that dies, with backoff, and
+the embedded nats-server too (same port, same store: the services reconnect on their own);
 on SIGTERM/SIGINT stops them in dependency order (gateway, runners, orchestrator — whose
 relay drains the outbox — then NATS) and leaves no process behind: children also get
 SIGTERM from the kernel if the supervisor itself is killed (PR_SET_PDEATHSIG).
@@ -18,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aragora.runtime.natsserver import EmbeddedNats, port_open
+from aragora.runtime.natsserver import EmbeddedNats, NatsServerError, port_open
 from aragora.runtime.settings import Settings
 
 STOP_TIMEOUT = 25.0
@@ -31,14 +32,35 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 
 
 @dataclass
+class Restarts:
+    """Backoff state of one supervised process: 1 s doubling to 30 s, reset after 60 s up."""
+
+    restarts: int = 0
+    next_start: float = 0.0
+    started_at: float = 0.0
+
+    def due(self, now: float) -> float | None:
+        """None if a restart is due now; else the delay newly scheduled (0.0 if already)."""
+        if self.next_start == 0.0:
+            if now - self.started_at > 60:
+                self.restarts = 0  # it had been healthy for a while
+            delay = min(2.0**self.restarts, 30.0)
+            self.next_start = now + delay
+            return delay
+        if now >= self.next_start:
+            self.restarts += 1
+            self.next_start = 0.0
+            return None
+        return 0.0
+
+
+@dataclass
 class Child:
     name: str
     module: str
     env: dict[str, str]
     process: subprocess.Popen[bytes] | None = None
-    restarts: int = 0
-    next_start: float = 0.0
-    started_at: float = field(default=0.0)
+    backoff: Restarts = field(default_factory=Restarts)
 
     def start(self) -> None:
         self.process = subprocess.Popen(
@@ -50,7 +72,7 @@ class Child:
             # then stops the services in order instead of all at once.
             start_new_session=True,
         )
-        self.started_at = time.monotonic()
+        self.backoff.started_at = time.monotonic()
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -61,6 +83,7 @@ class Supervisor:
         self.settings = settings
         self.env = env
         self.nats: EmbeddedNats | None = None
+        self.nats_backoff = Restarts()
         names = [("orchestrator", "aragora.orchestrator")]
         names += [
             (f"agent-runner-{i + 1}" if runners > 1 else "agent-runner", "aragora.agent_runner")
@@ -81,8 +104,9 @@ class Supervisor:
             if port_open(s.api_host, port):
                 raise SystemExit(f"port {port} is already in use: stop what holds it or set {what}")
         if not s.nats_url:
-            self.nats = EmbeddedNats(s.nats_port, s.data_dir / "nats")
+            self.nats = EmbeddedNats(s.nats_port, s.data_dir / "nats", sync=s.nats_sync)
             self.nats.start()
+            self.nats_backoff.started_at = time.monotonic()
             self._say(f"nats-server (JetStream) on {self.nats.url}, data in {s.data_dir / 'nats'}")
             for child in self.children:
                 child.env["ARAGORA_NATS_URL"] = self.nats.url
@@ -113,28 +137,56 @@ class Supervisor:
         raise SystemExit(f"the gateway did not open port {self.settings.api_port} in {timeout}s")
 
     def watch(self) -> None:
-        """Restart crashed services (backoff 1 s doubling to 30 s) until asked to stop."""
+        """Restart crashed services and nats-server (backoff 1 s doubling to 30 s) until stopped."""
         while not self._stopping:
             now = time.monotonic()
+            self._watch_nats(now)
             for child in self.children:
                 if child.alive() or self._stopping:
                     continue
-                if child.next_start == 0.0:
-                    code = child.process.returncode if child.process else None
-                    if now - child.started_at > 60:
-                        child.restarts = 0  # it had been healthy for a while
-                    delay = min(2.0**child.restarts, 30.0)
-                    child.next_start = now + delay
-                    self._say(f"{child.name} exited with {code}; restarting in {delay:.0f}s")
-                elif now >= child.next_start:
-                    child.restarts += 1
-                    child.next_start = 0.0
+                delay = child.backoff.due(now)
+                if delay is None:
                     child.start()
+                elif delay:
+                    code = child.process.returncode if child.process else None
+                    self._say(f"{child.name} exited with {code}; restarting in {delay:.0f}s")
             time.sleep(0.2)
+
+    def _nats_alive(self) -> bool:
+        return self.nats is None or self.nats.process is None or self.nats.process.poll() is None
+
+    def _watch_nats(self, now: float) -> None:
+        """Bring a dead embedded nats-server back on the same port with the same store.
+
+        The services are not restarted: their connections reconnect forever and their
+        consumers re-subscribe; JetStream's file store keeps streams, consumers and acks.
+        """
+        if self._nats_alive() or self._stopping:
+            return
+        assert self.nats is not None and self.nats.process is not None
+        delay = self.nats_backoff.due(now)
+        if delay:
+            code = self.nats.process.returncode
+            self._say(f"nats-server exited with {code}; restarting in {delay:.0f}s")
+        elif delay is None:
+            self._start_nats()
+
+    def _start_nats(self) -> bool:
+        assert self.nats is not None
+        try:
+            self.nats.start()
+        except NatsServerError as exc:
+            self._say(f"nats-server did not restart: {exc}")
+            return False
+        self.nats_backoff.started_at = time.monotonic()
+        self._say(f"nats-server restarted on {self.nats.url}")
+        return True
 
     def stop(self) -> None:
         self._stopping = True
         self._say("stopping: gateway, agent-runners, orchestrator (drains its outbox), NATS")
+        if not self._nats_alive():
+            self._start_nats()  # so that the orchestrator can drain its outbox
         order = sorted(
             self.children, key=lambda c: {"gateway": 0, "orchestrator": 2}.get(c.name, 1)
         )

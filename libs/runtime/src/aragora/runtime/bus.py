@@ -161,7 +161,7 @@ class ConsumerSpec:
     stream: str
     durable: str
     filter_subject: str
-    ack_wait: float = 30.0
+    ack_wait: float = 10.0
     max_deliver: int = 10
     concurrency: int = 1
     max_ack_pending: int = 10_000
@@ -196,6 +196,7 @@ class Consumer:
     async def run(self) -> None:
         backoff = 0.1
         while not self._stopping.is_set():
+            sub: JetStreamContext.PullSubscription | None = None
             try:
                 sub = await self.conn.js.pull_subscribe(
                     self.spec.filter_subject,
@@ -206,11 +207,13 @@ class Consumer:
                 self._reconnected.clear()
                 backoff = 0.1
                 await self._fetch_loop(sub)
-                with contextlib.suppress(Exception):
-                    await sub.unsubscribe()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                # Drop the old subscription before making a new one: messages a late
+                # pull request delivers to it would otherwise wait out ack_wait there,
+                # and its pending queue would hold up the connection's drain at exit.
+                await self._unsubscribe(sub)
                 if self._stopping.is_set():
                     break
                 log.warning(
@@ -221,7 +224,15 @@ class Consumer:
                 )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+            else:
+                await self._unsubscribe(sub)
         await self._drain_inflight()
+
+    @staticmethod
+    async def _unsubscribe(sub: JetStreamContext.PullSubscription | None) -> None:
+        if sub is not None:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
 
     async def _fetch_loop(self, sub: JetStreamContext.PullSubscription) -> None:
         while not self._stopping.is_set() and not self._reconnected.is_set():
@@ -236,7 +247,7 @@ class Consumer:
                 return
             try:
                 msgs = await sub.fetch(free, timeout=1.0)
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nats' and asyncio's (nats.py raises both): none yet
                 msgs = []
             except BaseException:
                 for _ in range(free):

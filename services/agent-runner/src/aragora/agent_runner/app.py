@@ -31,7 +31,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
                 durable="agent-runner",
                 filter_subject=subjects.AGENT_COMMANDS,
                 # The runner reports its own timeouts; ack_wait only bounds a dead runner.
-                ack_wait=30.0,
+                ack_wait=10.0,
                 max_deliver=5,
                 concurrency=settings.agent_concurrency,
             ),
