@@ -90,3 +90,22 @@ async def test_racing_replicas_record_each_turn_once_and_end_once(
     assert len(terminal) == 1
     # The race really happened: a replica lost an append and decided again.
     assert any("concurrent append" in r.getMessage() for r in caplog.records)
+
+
+async def test_breaker_news_on_the_agent_subjects_is_ignored_not_dead_lettered(
+    store: RecorderEventStore, db_settings: Settings
+) -> None:
+    from aragora.contracts.messages import AgentBreakerChanged
+
+    service = DebateService(store, db_settings, on_append=lambda: None)
+    news = AgentBreakerChanged(
+        event_id=str(uuid.uuid4()),
+        occurred_at=datetime.now(UTC),
+        correlation_id="corr-breaker",
+        agent="demo-flaky",
+        state="open",
+        previous="closed",
+    )
+    msg = SimpleNamespace(data=codec.encode(news), subject="aragora.evt.agent.breaker.demo-flaky")
+    await service.handle_agent_event(msg)  # no Poison raised, nothing stored
+    assert store.outbox(0, 10) == []

@@ -14,8 +14,10 @@ from aragora.contracts import codec, subjects
 from aragora.contracts.asyncapi import asyncapi_document
 from aragora.contracts.messages import (
     AGENT_EVENT_TYPES,
+    BREAKER_EVENT_TYPES,
     COMMAND_TYPES,
     DEBATE_EVENT_TYPES,
+    AgentBreakerChanged,
     AgentTurnFailed,
     AgentTurnSucceeded,
     CancelDebate,
@@ -96,6 +98,10 @@ SAMPLES: list[msgspec.Struct] = [
         **ENV, event_id="r2", debate_id=D, turn_id="t4", agent="demo-2", reason="provider_error",
         detail="HTTP 500", latency_ms=30,
     ),
+    AgentBreakerChanged(
+        **ENV, event_id="b1", agent="demo-2", state="open", previous="closed",
+        consecutive_failures=5, opened_at=T, open_until=T, reason="5 consecutive failures",
+    ),
 ]  # fmt: skip
 
 
@@ -105,12 +111,19 @@ def _decode(data: bytes) -> msgspec.Struct:
         return codec.decode_debate_event(data)
     if tag.startswith("cmd."):
         return codec.decode_command(data)
+    if tag == "agent.breaker_changed":
+        return codec.decode_breaker_event(data)
     return codec.decode_agent_event(data)
 
 
 def test_every_message_type_has_a_golden_sample() -> None:
     sampled = {type(s) for s in SAMPLES}
-    assert sampled == {*DEBATE_EVENT_TYPES, *COMMAND_TYPES, *AGENT_EVENT_TYPES}
+    assert sampled == {
+        *DEBATE_EVENT_TYPES,
+        *COMMAND_TYPES,
+        *AGENT_EVENT_TYPES,
+        *BREAKER_EVENT_TYPES,
+    }
 
 
 @pytest.mark.parametrize("message", SAMPLES, ids=lambda m: tag_of(type(m)))
@@ -140,7 +153,7 @@ def test_old_messages_without_new_defaulted_fields_still_decode() -> None:
 
 
 def test_tags_are_unique_and_explicit() -> None:
-    types = [*DEBATE_EVENT_TYPES, *COMMAND_TYPES, *AGENT_EVENT_TYPES]
+    types = [*DEBATE_EVENT_TYPES, *COMMAND_TYPES, *AGENT_EVENT_TYPES, *BREAKER_EVENT_TYPES]
     tags = [tag_of(t) for t in types]
     assert len(set(tags)) == len(tags)
     assert all(tag != t.__name__ for tag, t in zip(tags, types, strict=True))
@@ -148,20 +161,24 @@ def test_tags_are_unique_and_explicit() -> None:
 
 def test_subjects_follow_the_public_scheme() -> None:
     assert subjects.debate_event_subject(SAMPLES[1]) == f"aragora.evt.debate.{D}.round_started"  # type: ignore[arg-type]
-    assert subjects.agent_event_subject(SAMPLES[-1]) == f"aragora.evt.agent.{D}.turn_failed"  # type: ignore[arg-type]
-    assert subjects.command_subject(SAMPLES[-3]) == "aragora.cmd.agent.run_turn"  # type: ignore[arg-type]
+    assert subjects.agent_event_subject(SAMPLES[-2]) == f"aragora.evt.agent.{D}.turn_failed"  # type: ignore[arg-type]
+    assert subjects.command_subject(SAMPLES[-4]) == "aragora.cmd.agent.run_turn"  # type: ignore[arg-type]
     assert subjects.EVENTS_STREAM.subjects == ["aragora.evt.>"]
     assert subjects.COMMANDS_STREAM.retention == "workqueue"
+    assert subjects.breaker_event_subject("gpt.4 x") == "aragora.evt.agent.breaker.gpt_4_x"
+    assert subjects.is_breaker_subject(subjects.breaker_event_subject("demo-1"))
+    assert subjects.BREAKERS_BUCKET == "ARAGORA_BREAKERS"
 
 
 def test_asyncapi_documents_every_message_with_a_schema() -> None:
     doc = asyncapi_document("1.2.3")
     assert doc["asyncapi"].startswith("3.")
     messages = doc["components"]["messages"]
-    for t in (*DEBATE_EVENT_TYPES, *COMMAND_TYPES, *AGENT_EVENT_TYPES):
+    for t in (*DEBATE_EVENT_TYPES, *COMMAND_TYPES, *AGENT_EVENT_TYPES, *BREAKER_EVENT_TYPES):
         name = tag_of(t).replace(".", "_")
         ref = messages[name]["payload"]["$ref"].rsplit("/", 1)[-1]
         assert ref in doc["components"]["schemas"]
     addresses = {c["address"] for c in doc["channels"].values()}
     assert "aragora.evt.debate.{debate_id}.completed" in addresses
     assert "aragora.cmd.agent.run_turn" in addresses
+    assert "aragora.evt.agent.breaker.{agent}" in addresses

@@ -12,8 +12,10 @@ import msgspec
 
 from aragora.contracts.messages import (
     AGENT_EVENT_TYPES,
+    BREAKER_EVENT_TYPES,
     COMMAND_TYPES,
     DEBATE_EVENT_TYPES,
+    AgentBreakerChanged,
     CancelDebate,
     RunTurn,
     StartDebate,
@@ -22,7 +24,7 @@ from aragora.contracts.messages import (
 from aragora.contracts.subjects import CANCEL_DEBATE, PREFIX, RUN_TURN, START_DEBATE
 
 SCHEMA_VERSION = "1"
-_ALL = (*DEBATE_EVENT_TYPES, *COMMAND_TYPES, *AGENT_EVENT_TYPES)
+_ALL = (*DEBATE_EVENT_TYPES, *COMMAND_TYPES, *AGENT_EVENT_TYPES, *BREAKER_EVENT_TYPES)
 
 
 def _message_name(message_type: type[msgspec.Struct]) -> str:
@@ -80,6 +82,11 @@ def asyncapi_document(version: str) -> dict[str, Any]:
     channels: dict[str, Any] = {
         **debate_events,
         **agent_events,
+        "agent_breaker_changed": _channel(
+            f"{PREFIX}.evt.agent.breaker.{{agent}}",
+            "An agent's circuit breaker changed state (closed, open, half_open).",
+            (AgentBreakerChanged,),
+        ),
         "start_debate": _channel(START_DEBATE, "Start a debate (work queue).", (StartDebate,)),
         "cancel_debate": _channel(CANCEL_DEBATE, "Cancel a debate.", (CancelDebate,)),
         "run_turn": _channel(RUN_TURN, "Run one agent turn (work queue).", (RunTurn,)),
@@ -87,6 +94,8 @@ def asyncapi_document(version: str) -> dict[str, Any]:
     for name, channel in channels.items():
         if "{debate_id}" in channel["address"]:
             channel["parameters"] = {"debate_id": {"description": "Debate UUID"}}
+        if "{agent}" in channel["address"]:
+            channel["parameters"] = {"agent": {"description": "Agent name"}}
         channel.setdefault("title", name)
     return {
         "asyncapi": "3.0.0",

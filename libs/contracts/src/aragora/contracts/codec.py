@@ -6,12 +6,18 @@ from typing import Any
 
 import msgspec
 
-from aragora.contracts.messages import AgentEventType, CommandType, DebateEventType
+from aragora.contracts.messages import (
+    AgentBreakerChanged,
+    AgentEventType,
+    CommandType,
+    DebateEventType,
+)
 
 _encoder = msgspec.json.Encoder()
 _debate_events = msgspec.json.Decoder(DebateEventType)
 _commands = msgspec.json.Decoder(CommandType)
 _agent_events = msgspec.json.Decoder(AgentEventType)
+_breaker_events = msgspec.json.Decoder(AgentBreakerChanged)
 
 DecodeError = msgspec.DecodeError
 
@@ -32,6 +38,11 @@ def decode_command(data: bytes) -> CommandType:
 
 def decode_agent_event(data: bytes) -> AgentEventType:
     result: AgentEventType = _agent_events.decode(data)
+    return result
+
+
+def decode_breaker_event(data: bytes) -> AgentBreakerChanged:
+    result: AgentBreakerChanged = _breaker_events.decode(data)
     return result
 
 

@@ -267,6 +267,28 @@ AgentEventType = AgentTurnSucceeded | AgentTurnFailed
 AGENT_EVENT_TYPES: tuple[type[AgentEvent], ...] = (AgentTurnSucceeded, AgentTurnFailed)
 
 
+BreakerStateName = Literal["closed", "open", "half_open"]
+
+
+class AgentBreakerChanged(_Base, frozen=True, kw_only=True, tag="agent.breaker_changed"):
+    """An agent's circuit breaker changed state.
+
+    Published on ``aragora.evt.agent.breaker.<agent>``. Not a turn result: it carries no
+    debate. ``open_until`` is set while the breaker is open.
+    """
+
+    agent: str
+    state: BreakerStateName
+    previous: BreakerStateName
+    consecutive_failures: int = 0
+    opened_at: datetime | None = None
+    open_until: datetime | None = None
+    reason: str = ""
+
+
+BREAKER_EVENT_TYPES: tuple[type[AgentBreakerChanged], ...] = (AgentBreakerChanged,)
+
+
 def tag_of(message_type: type[msgspec.Struct]) -> str:
     """The stable wire tag of a message class."""
     tag = message_type.__struct_config__.tag

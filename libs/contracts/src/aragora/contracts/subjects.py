@@ -30,6 +30,10 @@ CANCEL_DEBATE = f"{PREFIX}.cmd.debate.cancel"
 RUN_TURN = f"{PREFIX}.cmd.agent.run_turn"
 DEBATE_COMMANDS = f"{PREFIX}.cmd.debate.>"
 AGENT_COMMANDS = f"{PREFIX}.cmd.agent.>"
+BREAKER_EVENTS = f"{PREFIX}.evt.agent.breaker.>"
+"""Circuit-breaker transitions, ``aragora.evt.agent.breaker.<agent>`` (inside ``AGENT_EVENTS``)."""
+BREAKERS_BUCKET = "ARAGORA_BREAKERS"
+"""NATS KV bucket of per-agent circuit-breaker state (key: agent name, value: JSON)."""
 
 
 def _event_name(message: msgspec.Struct) -> str:
@@ -45,6 +49,20 @@ def debate_event_subject(event: DebateEvent) -> str:
 def agent_event_subject(event: AgentEvent) -> str:
     """``aragora.evt.agent.<debate_id>.<event>``."""
     return f"{PREFIX}.evt.agent.{event.debate_id}.{_event_name(event)}"
+
+
+def subject_token(name: str) -> str:
+    """``name`` made safe as one subject token and KV key (``.``, spaces, wildcards -> ``_``)."""
+    return "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "_" for c in name) or "_"
+
+
+def breaker_event_subject(agent: str) -> str:
+    """``aragora.evt.agent.breaker.<agent>``."""
+    return f"{PREFIX}.evt.agent.breaker.{subject_token(agent)}"
+
+
+def is_breaker_subject(subject: str) -> bool:
+    return subject.startswith(f"{PREFIX}.evt.agent.breaker.")
 
 
 def command_subject(command: Command) -> str:

@@ -3,8 +3,10 @@
 The gateway validates requested names against it; agent-runners build providers from it.
 Sources, later ones overriding earlier: the built-in demo agents (`demo-1` … `demo-5` and
 `demo-agreeable`, `demo-contrarian`, `demo-stubborn`, `demo-flaky`, `demo-slow`, always
-present, offline), the built-in `openai` agent when OPENAI_BASE_URL or
-OPENAI_API_KEY is set, then the TOML file named by ARAGORA_AGENTS_FILE.
+present, offline), the built-in `openai` agent (and its alias `gpt-4`, model gpt-4o) when
+OPENAI_BASE_URL or OPENAI_API_KEY is set, `claude` when ANTHROPIC_API_KEY or
+ANTHROPIC_BASE_URL is set, `gemini` when GEMINI_API_KEY or GEMINI_BASE_URL is set, then the
+TOML file named by ARAGORA_AGENTS_FILE.
 """
 
 from __future__ import annotations
@@ -17,7 +19,15 @@ import msgspec
 
 from aragora.runtime.settings import Settings, SettingsError
 
-ProviderKind = Literal["demo", "openai-compatible"]
+ProviderKind = Literal["demo", "openai-compatible", "anthropic", "gemini"]
+DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_ANTHROPIC_BASE_URL = "https://api.anthropic.com"
+DEFAULT_GEMINI_BASE_URL = "https://generativelanguage.googleapis.com"
+CLAUDE_MODEL = "claude-sonnet-4-5"
+GEMINI_MODEL = "gemini-2.5-flash"
+GPT4_MODEL = "gpt-4o"
+# Built-in second names of an agent already listed: never added to the default agents.
+ALIASES = frozenset({"gpt-4"})
 DEMO_AGENT_COUNT = 5
 DEMO_BEHAVIOURS = ("agreeable", "contrarian", "stubborn", "flaky", "slow")
 
@@ -70,22 +80,53 @@ def demo_agents() -> list[AgentSpec]:
     return stance_driven + behaving
 
 
+def provider_agents(settings: Settings) -> list[AgentSpec]:
+    """The built-in real agents whose provider's key or base URL is configured."""
+    found: list[AgentSpec] = []
+    if settings.openai_base_url or settings.openai_api_key:
+        openai_url = settings.openai_base_url or DEFAULT_OPENAI_BASE_URL
+        for name, model in (("openai", settings.openai_model), ("gpt-4", GPT4_MODEL)):
+            found.append(
+                AgentSpec(
+                    name=name,
+                    provider="openai-compatible",
+                    model=model,
+                    base_url=openai_url,
+                    api_key_env="OPENAI_API_KEY",
+                )
+            )
+    if settings.anthropic_base_url or settings.anthropic_api_key:
+        found.append(
+            AgentSpec(
+                name="claude",
+                provider="anthropic",
+                model=CLAUDE_MODEL,
+                base_url=settings.anthropic_base_url or DEFAULT_ANTHROPIC_BASE_URL,
+                api_key_env="ANTHROPIC_API_KEY",
+            )
+        )
+    if settings.gemini_base_url or settings.gemini_api_key:
+        found.append(
+            AgentSpec(
+                name="gemini",
+                provider="gemini",
+                model=GEMINI_MODEL,
+                base_url=settings.gemini_base_url or DEFAULT_GEMINI_BASE_URL,
+                api_key_env="GEMINI_API_KEY",
+            )
+        )
+    return found
+
+
 def load_registry(settings: Settings) -> AgentRegistry:
     agents = {a.name: a for a in demo_agents()}
-    if settings.openai_base_url or settings.openai_api_key:
-        agents["openai"] = AgentSpec(
-            name="openai",
-            provider="openai-compatible",
-            model=settings.openai_model,
-            base_url=settings.openai_base_url or "https://api.openai.com/v1",
-            api_key_env="OPENAI_API_KEY",
-        )
+    agents.update({a.name: a for a in provider_agents(settings)})
     declared_default: list[str] = []
     if settings.agents_file:
         parsed = _read_agents_file(Path(settings.agents_file))
         agents.update({a.name: a for a in parsed.agents})
         declared_default = parsed.default
-    real = [n for n, a in agents.items() if a.provider != "demo"]
+    real = [n for n, a in agents.items() if a.provider != "demo" and n not in ALIASES]
     if declared_default:
         default = declared_default
     elif real:

@@ -115,6 +115,24 @@ class Settings:
     openai_model: str = _env(
         "ARAGORA_OPENAI_MODEL", "gpt-4o-mini", "Model of the built-in `openai` agent."
     )
+    anthropic_base_url: str = _env(
+        "ANTHROPIC_BASE_URL",
+        "",
+        "Anthropic Messages API base URL (default https://api.anthropic.com); set, with or "
+        "without ANTHROPIC_API_KEY, to register the `claude` agent (e.g. a stand-in server).",
+    )
+    anthropic_api_key: str = _env(
+        "ANTHROPIC_API_KEY", "", "Key of the built-in `claude` agent (never logged)."
+    )
+    gemini_base_url: str = _env(
+        "GEMINI_BASE_URL",
+        "",
+        "Gemini API base URL (default https://generativelanguage.googleapis.com); set, with "
+        "or without GEMINI_API_KEY, to register the `gemini` agent.",
+    )
+    gemini_api_key: str = _env(
+        "GEMINI_API_KEY", "", "Key of the built-in `gemini` agent (never logged)."
+    )
     receipt_signing_key: str = _env(
         "ARAGORA_RECEIPT_SIGNING_KEY",
         "",

@@ -7,6 +7,11 @@ turn by its deadline (which the provider is told, so a re-ask ends before it) an
 the outcome as a fact.
 The result's event id is derived from the turn id, so a re-run after a crash publishes
 the same ``Nats-Msg-Id`` and JetStream drops the duplicate.
+
+Each agent has a circuit breaker (``aragora.agent_runner.breaker``) shared by every replica
+through NATS KV: an open breaker fails the turn at once (``provider_error``) without calling
+the provider; timeouts and provider errors (``rejected`` too) count as failures. A breaker
+store that cannot be reached fails open: the turn runs.
 """
 
 from __future__ import annotations
@@ -15,17 +20,20 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import httpx
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
+from aragora.agent_runner import breaker
 from aragora.agent_runner.providers import LLMProvider, ProviderError, build_provider
 from aragora.contracts import codec, subjects
 from aragora.contracts.messages import AgentTurnFailed, AgentTurnSucceeded, RunTurn
 from aragora.runtime import bus
 from aragora.runtime.agents import AgentRegistry
+from aragora.runtime.breakers import BreakerStore, KVBreakerStore, MemoryBreakerStore
 from aragora.runtime.logs import correlation_id_var, debate_id_var
 from aragora.runtime.settings import Settings
 
@@ -43,13 +51,63 @@ class TurnRunner:
         settings: Settings,
         js: JetStreamContext,
         http: httpx.AsyncClient,
+        breakers: BreakerStore | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.registry = registry
         self.settings = settings
         self.js = js
         self.http = http
+        if breakers is None:
+            breakers = KVBreakerStore(js) if js is not None else MemoryBreakerStore()
+        self.breakers = breakers
+        self.clock = clock
         self._providers: dict[str, LLMProvider] = {}
+        self._policies: dict[str, breaker.BreakerPolicy] = {}
         self.turns = 0
+
+    def _policy(self, agent: str) -> breaker.BreakerPolicy:
+        if agent not in self._policies:
+            spec = self.registry.get(agent)
+            self._policies[agent] = breaker.policy_for(spec.provider if spec else "default")
+        return self._policies[agent]
+
+    async def _admit(self, agent: str) -> str | None:
+        """None if the call may go ahead, else why not (the failed turn's detail)."""
+        policy = self._policy(agent)
+        decision: list[bool] = []
+
+        def change(state: breaker.BreakerState) -> breaker.BreakerState:
+            decision.clear()
+            allowed, new = breaker.allow(state, policy, self.clock())
+            decision.append(allowed)
+            return new
+
+        try:
+            _, new = await self.breakers.update(agent, change, reason="cooldown elapsed")
+        except Exception as exc:
+            log.warning("circuit breaker %s unavailable (%s): calling anyway", agent, exc)
+            return None
+        if decision and decision[0]:
+            return None
+        if new.state == "open" and new.open_until is not None:
+            until = datetime.fromtimestamp(new.open_until, UTC).isoformat(timespec="seconds")
+            return f"circuit breaker open for {agent} until {until}"
+        return f"circuit breaker open for {agent} until a half-open trial call completes"
+
+    async def _record(self, agent: str, ok: bool) -> None:
+        policy = self._policy(agent)
+        now = self.clock()
+        outcome = breaker.on_success if ok else breaker.on_failure
+        reason = "recovered" if ok else "consecutive failures"
+
+        def change(state: breaker.BreakerState) -> breaker.BreakerState:
+            return outcome(state, policy, now)
+
+        try:
+            await self.breakers.update(agent, change, reason=reason)
+        except Exception as exc:
+            log.warning("circuit breaker %s: could not record the outcome (%s)", agent, exc)
 
     def _provider(self, agent: str) -> LLMProvider | None:
         if agent not in self._providers:
@@ -76,12 +134,20 @@ class TurnRunner:
                 reason="unknown_agent",
                 detail=f"agent {command.agent!r} is not in this runner's registry",
             )
+        refused = await self._admit(command.agent)
+        if refused is not None:
+            return AgentTurnFailed(
+                **envelope,  # type: ignore[arg-type]
+                reason="provider_error",
+                detail=refused,
+            )
         started = time.monotonic()
         deadline = asyncio.get_running_loop().time() + command.timeout_seconds
         try:
             async with asyncio.timeout_at(deadline):
                 output = await provider.run_turn(command, deadline=deadline)
         except TimeoutError:
+            await self._record(command.agent, ok=False)
             return AgentTurnFailed(
                 **envelope,  # type: ignore[arg-type]
                 reason="timeout",
@@ -89,12 +155,15 @@ class TurnRunner:
                 latency_ms=int((time.monotonic() - started) * 1000),
             )
         except ProviderError as exc:
+            if exc.reason != "unknown_agent":
+                await self._record(command.agent, ok=False)
             return AgentTurnFailed(
                 **envelope,  # type: ignore[arg-type]
                 reason=exc.reason,
                 detail=exc.detail,
                 latency_ms=int((time.monotonic() - started) * 1000),
             )
+        await self._record(command.agent, ok=True)
         return AgentTurnSucceeded(
             **envelope,  # type: ignore[arg-type]
             content=output.content,

@@ -21,7 +21,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from aragora.contracts import subjects
 from aragora.contracts.subjects import EVENTS_STREAM
-from aragora.gateway import debates, leaderboard, receipts, system, ws
+from aragora.gateway import breakers, debates, leaderboard, receipts, system, ws
 from aragora.gateway.deps import Deps
 from aragora.gateway.live import LiveHub
 from aragora.gateway.projector import Projector
@@ -101,6 +101,8 @@ def create_app(deps: Deps, *, own_lifecycle: bool = True) -> Litestar:
     return Litestar(
         route_handlers=[
             debates.DebateController,
+            breakers.circuit_breakers,
+            breakers.reset_circuit,
             leaderboard.AgentController,
             receipts.debate_receipt,
             receipts.receipt_public_key,

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from aragora.gateway.live import LiveHub
 from aragora.gateway.readmodel import ReadModel
 from aragora.runtime.agents import AgentRegistry
+from aragora.runtime.breakers import KVBreakerStore
 from aragora.runtime.bus import Connection
 from aragora.runtime.settings import Settings
 
@@ -20,3 +21,5 @@ class Deps:
     hub: LiveHub
     bus: Connection | None = None
     started: float = field(default_factory=time.monotonic)
+    breakers: KVBreakerStore | None = None  # bound to ``bus`` on first use
+    breaker_summary: tuple[float, dict[str, int]] | None = None  # (monotonic, counts)

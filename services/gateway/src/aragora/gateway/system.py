@@ -12,7 +12,7 @@ from litestar import MediaType, Response, get
 from litestar.datastructures import State
 
 from aragora.contracts.asyncapi import asyncapi_document, json_schemas
-from aragora.gateway import metrics
+from aragora.gateway import breakers, metrics
 from aragora.gateway.debates import deps_of
 
 CHECK_TIMEOUT = 2.0
@@ -43,7 +43,15 @@ async def health(state: State) -> Response[dict[str, Any]]:
             raise ConnectionError("not connected")
         await deps.bus.nc.flush(timeout=int(CHECK_TIMEOUT))
 
-    database, nats = await asyncio.gather(_timed(deps.readmodel.ping), _timed(nats_check))
+    async def breaker_check() -> dict[str, Any]:
+        try:
+            return await asyncio.wait_for(breakers.summary(deps), CHECK_TIMEOUT)
+        except Exception as exc:
+            return {"open": None, "half_open": None, "error": type(exc).__name__}
+
+    database, nats, circuit_breakers = await asyncio.gather(
+        _timed(deps.readmodel.ping), _timed(nats_check), breaker_check()
+    )
     active: int | None = None
     if database["status"] == "ok":  # else it would only wait out the pool's timeout too
         try:
@@ -67,6 +75,7 @@ async def health(state: State) -> Response[dict[str, Any]]:
             "redis": {"status": "not_configured"},
             "memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "active_debates": active,
+            "circuit_breakers": circuit_breakers,
         },
     }
     # 503 only when the API cannot serve at all; a degraded gateway still answers reads.

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from nats.aio.msg import Msg
 
-from aragora.contracts import codec
+from aragora.contracts import codec, subjects
 from aragora.contracts.messages import CancelDebate, DebateCompleted, StartDebate
 from aragora.orchestrator import domain
 from aragora.orchestrator import ratings as elo
@@ -193,6 +193,8 @@ class DebateService:
             raise Poison(f"orchestrator cannot handle {type(command).__name__}")
 
     async def handle_agent_event(self, msg: Msg) -> None:
+        if subjects.is_breaker_subject(getattr(msg, "subject", "") or ""):
+            return  # circuit-breaker news (aragora.evt.agent.breaker.<agent>), not a turn result
         try:
             result = codec.decode_agent_event(msg.data)
         except codec.DecodeError as exc:

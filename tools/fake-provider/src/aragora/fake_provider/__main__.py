@@ -23,7 +23,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     env = os.environ
     parser = argparse.ArgumentParser(
         prog="aragora-fake-provider",
-        description="A fake OpenAI-compatible Chat Completions server for tests and benchmarks.",
+        description="A fake OpenAI, Anthropic and Gemini API server for tests and benchmarks.",
     )
     parser.add_argument("--host", default=env.get("FAKE_PROVIDER_HOST", "127.0.0.1"))
     parser.add_argument(
@@ -35,7 +35,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--require-key",
         default=env.get("FAKE_PROVIDER_REQUIRE_KEY") or None,
-        help="answer 401 unless requests carry 'Authorization: Bearer KEY'",
+        help="refuse requests without KEY (Bearer, x-api-key, x-goog-api-key or ?key=)",
     )
     parser.add_argument("--seed", type=int, default=int(env.get("FAKE_PROVIDER_SEED", "0")))
     parser.add_argument("--log-level", default=env.get("FAKE_PROVIDER_LOG_LEVEL", "warning"))

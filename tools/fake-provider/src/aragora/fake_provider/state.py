@@ -11,7 +11,8 @@ from typing import Literal
 import msgspec
 
 # "unparsable": a normal 200 completion whose content is prose where JSON was asked for.
-FailMode = Literal["timeout", "500", "429", "malformed", "unparsable"]
+# "overloaded": Anthropic's 529 ``overloaded_error`` (503 on the OpenAI and Gemini APIs).
+FailMode = Literal["timeout", "500", "429", "overloaded", "malformed", "unparsable"]
 
 
 class FakeConfig(msgspec.Struct, kw_only=True):

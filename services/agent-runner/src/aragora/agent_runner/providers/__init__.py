@@ -6,6 +6,7 @@ import os
 
 import httpx
 
+from aragora.agent_runner.providers.anthropic import AnthropicProvider
 from aragora.agent_runner.providers.base import (
     ChatMessage,
     CompleteFn,
@@ -15,16 +16,26 @@ from aragora.agent_runner.providers.base import (
     TurnOutput,
 )
 from aragora.agent_runner.providers.demo import DemoProvider
+from aragora.agent_runner.providers.gemini import GeminiProvider
 from aragora.agent_runner.providers.openai_compat import OpenAICompatibleProvider
 from aragora.agent_runner.providers.structured import run_structured
-from aragora.runtime.agents import AgentSpec
+from aragora.runtime.agents import (
+    CLAUDE_MODEL,
+    DEFAULT_ANTHROPIC_BASE_URL,
+    DEFAULT_GEMINI_BASE_URL,
+    DEFAULT_OPENAI_BASE_URL,
+    GEMINI_MODEL,
+    AgentSpec,
+)
 from aragora.runtime.settings import Settings
 
 __all__ = [
+    "AnthropicProvider",
     "ChatMessage",
     "CompleteFn",
     "Completion",
     "DemoProvider",
+    "GeminiProvider",
     "LLMProvider",
     "OpenAICompatibleProvider",
     "ProviderError",
@@ -33,7 +44,12 @@ __all__ = [
     "run_structured",
 ]
 
-DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
+# Keys that may come from Settings (an override rather than env) when the env var is unset.
+_SETTINGS_KEYS = {
+    "OPENAI_API_KEY": "openai_api_key",
+    "ANTHROPIC_API_KEY": "anthropic_api_key",
+    "GEMINI_API_KEY": "gemini_api_key",
+}
 
 
 def _api_key(spec: AgentSpec, settings: Settings) -> str:
@@ -41,9 +57,9 @@ def _api_key(spec: AgentSpec, settings: Settings) -> str:
     if not spec.api_key_env:
         return ""
     key = os.environ.get(spec.api_key_env, "")
-    if not key and spec.api_key_env == "OPENAI_API_KEY":
+    if not key and spec.api_key_env in _SETTINGS_KEYS:
         # Settings may carry the key when it was passed as an override rather than env.
-        key = settings.openai_api_key
+        key = str(getattr(settings, _SETTINGS_KEYS[spec.api_key_env]))
     return key
 
 
@@ -56,6 +72,22 @@ def build_provider(spec: AgentSpec, settings: Settings, http: httpx.AsyncClient)
             http=http,
             base_url=spec.base_url or settings.openai_base_url or DEFAULT_OPENAI_BASE_URL,
             model=spec.model or settings.openai_model,
+            api_key=_api_key(spec, settings),
+            persona=spec.persona,
+        )
+    if spec.provider == "anthropic":
+        return AnthropicProvider(
+            http=http,
+            base_url=spec.base_url or settings.anthropic_base_url or DEFAULT_ANTHROPIC_BASE_URL,
+            model=spec.model or CLAUDE_MODEL,
+            api_key=_api_key(spec, settings),
+            persona=spec.persona,
+        )
+    if spec.provider == "gemini":
+        return GeminiProvider(
+            http=http,
+            base_url=spec.base_url or settings.gemini_base_url or DEFAULT_GEMINI_BASE_URL,
+            model=spec.model or GEMINI_MODEL,
             api_key=_api_key(spec, settings),
             persona=spec.persona,
         )

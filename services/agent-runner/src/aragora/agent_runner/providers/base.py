@@ -75,7 +75,7 @@ class ProviderError(Exception):
 class LLMProvider(Protocol):
     """One agent's model. The caller bounds ``run_turn`` with the turn's deadline."""
 
-    kind: str  # "demo" | "openai-compatible"
+    kind: str  # "demo" | "openai-compatible" | "anthropic" | "gemini"
 
     async def run_turn(self, command: RunTurn, *, deadline: float | None = None) -> TurnOutput:
         """Produce this agent's contribution to one turn, or raise :class:`ProviderError`.
