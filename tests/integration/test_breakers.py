@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from aragora.agent_runner.providers import ProviderError
-from aragora.agent_runner.providers.base import TurnOutput
+from aragora.agent_runner.providers.base import DeltaFn, TurnOutput
 from aragora.agent_runner.service import TurnRunner
 from aragora.contracts import codec, subjects
 from aragora.contracts.messages import AgentTurnFailed, AgentTurnSucceeded, RunTurn
@@ -32,7 +32,9 @@ class StubProvider:
         self.calls = 0
         self.failing = True
 
-    async def run_turn(self, command: RunTurn, *, deadline: float) -> TurnOutput:
+    async def run_turn(
+        self, command: RunTurn, *, deadline: float, on_delta: DeltaFn | None = None
+    ) -> TurnOutput:
         self.calls += 1
         if self.failing:
             raise ProviderError("provider_error", "HTTP 503")

@@ -26,12 +26,13 @@ from litestar.testing import AsyncTestClient, WebSocketTestSession
 from prometheus_client import REGISTRY
 
 from aragora.contracts import codec
-from aragora.contracts.messages import DebateCompleted, DebateEvent, StartDebate
+from aragora.contracts.messages import DebateCompleted, DebateEvent, StartDebate, TokenDelta
 from aragora.contracts.subjects import (
     COMMANDS_STREAM,
     EVENTS_STREAM,
     START_DEBATE,
     debate_event_subject,
+    token_delta_subject,
 )
 from aragora.gateway.app import create_app
 from aragora.gateway.deps import Deps
@@ -412,6 +413,43 @@ async def test_ws_replays_after_since_then_streams_live_without_gap_or_duplicate
         lambda: asyncio.sleep(0, metric("aragora_websocket_connections")),
         lambda value: value == connections_before,
     )
+
+
+async def test_ws_forwards_token_deltas_live_but_never_stores_them(gateway: Gateway) -> None:
+    events = debate_events()
+    debate_id = events[0].debate_id
+    other = str(uuid.uuid4())
+    await gateway.publish(events[:8])
+    await gateway.wait_for_seq(debate_id, 8)
+
+    def delta(debate: str, index: int, text: str, done: bool = False) -> TokenDelta:
+        return TokenDelta(
+            debate_id=debate, turn_id="t-live", agent="demo-1", round=1, phase="propose",
+            index=index, text=text, done=done,
+        )  # fmt: skip
+
+    with await gateway.client.websocket_connect(f"/ws/debates/{debate_id}") as ws:
+        replayed = [json.loads(ws.receive_text(timeout=5)) for _ in range(8)]
+        assert [e["seq"] for e in replayed] == list(range(1, 9))  # subscribed: now live
+        sent = [delta(debate_id, 0, "Four days "), delta(debate_id, 1, "is enough.", True)]
+        for message in [delta(other, 0, "not this debate's"), *sent]:
+            await gateway.nats.nc.publish(
+                token_delta_subject(message.debate_id), codec.encode(message)
+            )
+        await gateway.nats.nc.flush()
+        live = [json.loads(ws.receive_text(timeout=5)) for _ in sent]  # before the end
+        await gateway.publish(events[8:])
+        rest, code = receive_until_closed(ws)
+
+    received = [*live, *rest]
+    deltas = [f for f in received if f["type"] == "agent.token_delta"]
+    assert [codec.decode_token_delta(json.dumps(f).encode()) for f in deltas] == sent
+    stored = [f for f in received if f["type"] != "agent.token_delta"]
+    assert [e["seq"] for e in stored] == list(range(9, len(events) + 1)) and code == 1000
+    body = (await gateway.client.get(f"/api/debates/{debate_id}/events")).json()
+    assert len(body["events"]) == len(events)
+    assert all(e["type"] != "agent.token_delta" for e in body["events"])
+    assert await gateway.stream_messages(EVENTS_STREAM.name) == len(events)
 
 
 async def test_ws_of_a_finished_debate_replays_and_closes(gateway: Gateway) -> None:

@@ -17,6 +17,7 @@ from aragora.contracts.messages import (
     BREAKER_EVENT_TYPES,
     COMMAND_TYPES,
     DEBATE_EVENT_TYPES,
+    LIVE_TYPES,
     AgentBreakerChanged,
     AgentTurnFailed,
     AgentTurnSucceeded,
@@ -32,6 +33,7 @@ from aragora.contracts.messages import (
     RoundStarted,
     RunTurn,
     StartDebate,
+    TokenDelta,
     TurnCompleted,
     TurnFailed,
     TurnSpec,
@@ -79,6 +81,10 @@ SAMPLES: list[msgspec.Struct] = [
         similarities={"demo-1": 0.91, "demo-2": 0.88}, min_similarity=0.88,
         status="converged", stop_share=1.0, early_stop=True, reason="converged",
     ),
+    TokenDelta(
+        debate_id=D, turn_id="t3", agent="demo-1", round=1, phase="propose", index=2,
+        text="a four-day week ", done=False,
+    ),
     CancelDebate(**ENV, event_id="c2", debate_id=D, reason="operator"),
     StartDebate(
         **ENV, event_id="c1", debate_id=D, topic="4-day week?", agents=["demo-1", "demo-2"],
@@ -113,6 +119,8 @@ def _decode(data: bytes) -> msgspec.Struct:
         return codec.decode_command(data)
     if tag == "agent.breaker_changed":
         return codec.decode_breaker_event(data)
+    if tag == "agent.token_delta":
+        return codec.decode_token_delta(data)
     return codec.decode_agent_event(data)
 
 
@@ -123,6 +131,7 @@ def test_every_message_type_has_a_golden_sample() -> None:
         *COMMAND_TYPES,
         *AGENT_EVENT_TYPES,
         *BREAKER_EVENT_TYPES,
+        *LIVE_TYPES,
     }
 
 
@@ -153,7 +162,13 @@ def test_old_messages_without_new_defaulted_fields_still_decode() -> None:
 
 
 def test_tags_are_unique_and_explicit() -> None:
-    types = [*DEBATE_EVENT_TYPES, *COMMAND_TYPES, *AGENT_EVENT_TYPES, *BREAKER_EVENT_TYPES]
+    types = [
+        *DEBATE_EVENT_TYPES,
+        *COMMAND_TYPES,
+        *AGENT_EVENT_TYPES,
+        *BREAKER_EVENT_TYPES,
+        *LIVE_TYPES,
+    ]
     tags = [tag_of(t) for t in types]
     assert len(set(tags)) == len(tags)
     assert all(tag != t.__name__ for tag, t in zip(tags, types, strict=True))
@@ -168,13 +183,28 @@ def test_subjects_follow_the_public_scheme() -> None:
     assert subjects.breaker_event_subject("gpt.4 x") == "aragora.evt.agent.breaker.gpt_4_x"
     assert subjects.is_breaker_subject(subjects.breaker_event_subject("demo-1"))
     assert subjects.BREAKERS_BUCKET == "ARAGORA_BREAKERS"
+    assert subjects.token_delta_subject(D) == f"aragora.live.debate.{D}.tokens"
+    assert subjects.LIVE_TOKENS == "aragora.live.debate.*.tokens"
+    # Token deltas are ephemeral: no JetStream stream may capture (store) them.
+    assert not any(
+        s.startswith("aragora.live") or s in (">", "aragora.>")
+        for spec in subjects.STREAMS
+        for s in spec.subjects
+    )
 
 
 def test_asyncapi_documents_every_message_with_a_schema() -> None:
     doc = asyncapi_document("1.2.3")
     assert doc["asyncapi"].startswith("3.")
     messages = doc["components"]["messages"]
-    for t in (*DEBATE_EVENT_TYPES, *COMMAND_TYPES, *AGENT_EVENT_TYPES, *BREAKER_EVENT_TYPES):
+    types = (
+        *DEBATE_EVENT_TYPES,
+        *COMMAND_TYPES,
+        *AGENT_EVENT_TYPES,
+        *BREAKER_EVENT_TYPES,
+        *LIVE_TYPES,
+    )
+    for t in types:
         name = tag_of(t).replace(".", "_")
         ref = messages[name]["payload"]["$ref"].rsplit("/", 1)[-1]
         assert ref in doc["components"]["schemas"]
@@ -182,3 +212,5 @@ def test_asyncapi_documents_every_message_with_a_schema() -> None:
     assert "aragora.evt.debate.{debate_id}.completed" in addresses
     assert "aragora.cmd.agent.run_turn" in addresses
     assert "aragora.evt.agent.breaker.{agent}" in addresses
+    assert "aragora.live.debate.{debate_id}.tokens" in addresses
+    assert "headers" not in messages["agent_token_delta"]  # ephemeral: no Nats-Msg-Id

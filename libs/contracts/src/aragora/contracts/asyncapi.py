@@ -15,16 +15,24 @@ from aragora.contracts.messages import (
     BREAKER_EVENT_TYPES,
     COMMAND_TYPES,
     DEBATE_EVENT_TYPES,
+    LIVE_TYPES,
     AgentBreakerChanged,
     CancelDebate,
     RunTurn,
     StartDebate,
+    TokenDelta,
     tag_of,
 )
 from aragora.contracts.subjects import CANCEL_DEBATE, PREFIX, RUN_TURN, START_DEBATE
 
 SCHEMA_VERSION = "1"
-_ALL = (*DEBATE_EVENT_TYPES, *COMMAND_TYPES, *AGENT_EVENT_TYPES, *BREAKER_EVENT_TYPES)
+_ALL = (
+    *DEBATE_EVENT_TYPES,
+    *COMMAND_TYPES,
+    *AGENT_EVENT_TYPES,
+    *BREAKER_EVENT_TYPES,
+    *LIVE_TYPES,
+)
 
 
 def _message_name(message_type: type[msgspec.Struct]) -> str:
@@ -55,14 +63,16 @@ def asyncapi_document(version: str) -> dict[str, Any]:
             "title": t.__name__,
             "summary": (t.__doc__ or "").strip().splitlines()[0] if t.__doc__ else tag_of(t),
             "contentType": "application/json",
-            "headers": {
-                "type": "object",
-                "properties": {"Nats-Msg-Id": {"type": "string", "description": "equals event_id"}},
-            },
             "payload": {"$ref": f"#/components/schemas/{t.__name__}"},
         }
         for t in _ALL
     }
+    for t in _ALL:
+        if t not in LIVE_TYPES:  # ephemeral messages are not deduplicated: no Nats-Msg-Id
+            messages[_message_name(t)]["headers"] = {
+                "type": "object",
+                "properties": {"Nats-Msg-Id": {"type": "string", "description": "equals event_id"}},
+            }
     debate_events = {
         tag_of(t).split(".", 1)[1]: _channel(
             f"{PREFIX}.evt.debate.{{debate_id}}.{tag_of(t).split('.', 1)[1]}",
@@ -86,6 +96,12 @@ def asyncapi_document(version: str) -> dict[str, Any]:
             f"{PREFIX}.evt.agent.breaker.{{agent}}",
             "An agent's circuit breaker changed state (closed, open, half_open).",
             (AgentBreakerChanged,),
+        ),
+        "agent_token_delta": _channel(
+            f"{PREFIX}.live.debate.{{debate_id}}.tokens",
+            "Core NATS, not JetStream: coalesced pieces of a running turn's answer "
+            "(ephemeral, never stored; the stored turn event holds the final text).",
+            (TokenDelta,),
         ),
         "start_debate": _channel(START_DEBATE, "Start a debate (work queue).", (StartDebate,)),
         "cancel_debate": _channel(CANCEL_DEBATE, "Cancel a debate.", (CancelDebate,)),

@@ -11,6 +11,7 @@ from aragora.contracts.messages import (
     AgentEventType,
     CommandType,
     DebateEventType,
+    TokenDelta,
 )
 
 _encoder = msgspec.json.Encoder()
@@ -18,6 +19,7 @@ _debate_events = msgspec.json.Decoder(DebateEventType)
 _commands = msgspec.json.Decoder(CommandType)
 _agent_events = msgspec.json.Decoder(AgentEventType)
 _breaker_events = msgspec.json.Decoder(AgentBreakerChanged)
+_token_deltas = msgspec.json.Decoder(TokenDelta)
 
 DecodeError = msgspec.DecodeError
 
@@ -43,6 +45,11 @@ def decode_agent_event(data: bytes) -> AgentEventType:
 
 def decode_breaker_event(data: bytes) -> AgentBreakerChanged:
     result: AgentBreakerChanged = _breaker_events.decode(data)
+    return result
+
+
+def decode_token_delta(data: bytes) -> TokenDelta:
+    result: TokenDelta = _token_deltas.decode(data)
     return result
 
 

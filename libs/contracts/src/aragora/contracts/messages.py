@@ -289,6 +289,33 @@ class AgentBreakerChanged(_Base, frozen=True, kw_only=True, tag="agent.breaker_c
 BREAKER_EVENT_TYPES: tuple[type[AgentBreakerChanged], ...] = (AgentBreakerChanged,)
 
 
+# --- live, ephemeral messages (core NATS, never stored) --------------------------------------
+
+
+class TokenDelta(
+    msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag="agent.token_delta"
+):
+    """A coalesced piece of an agent's answer while the model is still writing it.
+
+    Published on core NATS at ``aragora.live.debate.<debate_id>.tokens``: ephemeral, never
+    stored or replayed, so it carries no envelope. ``index`` counts 0, 1, 2, ... per turn;
+    the last delta of a turn has ``done`` true (its ``text`` may be empty). The stored
+    ``agent.turn_succeeded`` / ``debate.turn_completed`` hold the final text.
+    """
+
+    debate_id: str
+    turn_id: str
+    agent: str
+    round: int
+    phase: Phase
+    index: int
+    text: str
+    done: bool = False
+
+
+LIVE_TYPES: tuple[type[TokenDelta], ...] = (TokenDelta,)
+
+
 def tag_of(message_type: type[msgspec.Struct]) -> str:
     """The stable wire tag of a message class."""
     tag = message_type.__struct_config__.tag

@@ -32,6 +32,8 @@ DEBATE_COMMANDS = f"{PREFIX}.cmd.debate.>"
 AGENT_COMMANDS = f"{PREFIX}.cmd.agent.>"
 BREAKER_EVENTS = f"{PREFIX}.evt.agent.breaker.>"
 """Circuit-breaker transitions, ``aragora.evt.agent.breaker.<agent>`` (inside ``AGENT_EVENTS``)."""
+LIVE_TOKENS = f"{PREFIX}.live.debate.*.tokens"
+"""Core NATS (no stream, never stored): ``TokenDelta`` of every debate's running turns."""
 BREAKERS_BUCKET = "ARAGORA_BREAKERS"
 """NATS KV bucket of per-agent circuit-breaker state (key: agent name, value: JSON)."""
 
@@ -49,6 +51,11 @@ def debate_event_subject(event: DebateEvent) -> str:
 def agent_event_subject(event: AgentEvent) -> str:
     """``aragora.evt.agent.<debate_id>.<event>``."""
     return f"{PREFIX}.evt.agent.{event.debate_id}.{_event_name(event)}"
+
+
+def token_delta_subject(debate_id: str) -> str:
+    """``aragora.live.debate.<debate_id>.tokens`` (core NATS, outside every stream)."""
+    return f"{PREFIX}.live.debate.{subject_token(debate_id)}.tokens"
 
 
 def subject_token(name: str) -> str:
@@ -106,3 +113,10 @@ COMMANDS_STREAM = StreamSpec(
     description="Commands; each is removed once its one consumer acks it.",
 )
 STREAMS: tuple[StreamSpec, ...] = (EVENTS_STREAM, COMMANDS_STREAM)
+
+AGENT_TEST_RPC = f"{PREFIX}.rpc.agent.test"
+"""Request/reply: run one agent turn directly (``aragora.contracts.rpc.AgentTestRequest``)."""
+AGENT_CONNECTIVITY_RPC = f"{PREFIX}.rpc.agent.connectivity"
+"""Request/reply: DNS/TCP/TLS/auth reachability of each configured provider."""
+AGENT_RPC_QUEUE = "agent-runner"
+"""Queue group of the agent-runners' RPC subscriptions: one replica answers each request."""

@@ -8,6 +8,7 @@ import logging
 
 import httpx
 
+from aragora.agent_runner.rpc import AgentRpc
 from aragora.agent_runner.service import TurnRunner
 from aragora.contracts import subjects
 from aragora.contracts.subjects import COMMANDS_STREAM
@@ -23,7 +24,7 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
     conn = await bus.connect(settings.nats_servers, name="aragora-agent-runner")
     await bus.ensure_streams(conn.js)
     async with httpx.AsyncClient(timeout=httpx.Timeout(None, connect=10.0)) as http:
-        runner = TurnRunner(registry, settings, conn.js, http)
+        runner = TurnRunner(registry, settings, conn.js, http, live=conn.nc)
         consumer = bus.Consumer(
             conn,
             bus.ConsumerSpec(
@@ -38,12 +39,15 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
             runner.handle,
         )
         task = asyncio.create_task(consumer.run(), name="run-turns")
+        rpc = AgentRpc(registry, settings, http)  # debug routes' agent test / connectivity
+        await rpc.start(conn.nc)
         log.info(
             "agent-runner ready",
             extra={"agents": ",".join(sorted(registry.agents)), "mode": registry.mode},
         )
         await stop.wait()
         log.info("agent-runner stopping: finishing in-flight turns")
+        await rpc.stop()
         await consumer.stop()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(task, timeout=10)

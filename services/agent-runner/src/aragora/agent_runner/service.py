@@ -12,6 +12,11 @@ Each agent has a circuit breaker (``aragora.agent_runner.breaker``) shared by ev
 through NATS KV: an open breaker fails the turn at once (``provider_error``) without calling
 the provider; timeouts and provider errors (``rejected`` too) count as failures. A breaker
 store that cannot be reached fails open: the turn runs.
+
+With a core NATS connection (``live``), the answer is streamed while the model writes it:
+coalesced ``TokenDelta`` messages on ``aragora.live.debate.<id>.tokens`` (ephemeral, never
+stored; see ``aragora.agent_runner.streaming``), the last with ``done`` true, published
+before the result event, which holds the final text as before.
 """
 
 from __future__ import annotations
@@ -24,13 +29,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import httpx
+from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from aragora.agent_runner import breaker
 from aragora.agent_runner.providers import LLMProvider, ProviderError, build_provider
+from aragora.agent_runner.streaming import DeltaCoalescer
 from aragora.contracts import codec, subjects
-from aragora.contracts.messages import AgentTurnFailed, AgentTurnSucceeded, RunTurn
+from aragora.contracts.messages import AgentTurnFailed, AgentTurnSucceeded, RunTurn, TokenDelta
 from aragora.runtime import bus
 from aragora.runtime.agents import AgentRegistry
 from aragora.runtime.breakers import BreakerStore, KVBreakerStore, MemoryBreakerStore
@@ -53,6 +60,7 @@ class TurnRunner:
         http: httpx.AsyncClient,
         breakers: BreakerStore | None = None,
         clock: Callable[[], float] = time.time,
+        live: NATS | None = None,
     ) -> None:
         self.registry = registry
         self.settings = settings
@@ -62,6 +70,7 @@ class TurnRunner:
             breakers = KVBreakerStore(js) if js is not None else MemoryBreakerStore()
         self.breakers = breakers
         self.clock = clock
+        self.live = live
         self._providers: dict[str, LLMProvider] = {}
         self._policies: dict[str, breaker.BreakerPolicy] = {}
         self.turns = 0
@@ -109,6 +118,11 @@ class TurnRunner:
         except Exception as exc:
             log.warning("circuit breaker %s: could not record the outcome (%s)", agent, exc)
 
+    async def _publish_delta(self, delta: TokenDelta) -> None:
+        assert self.live is not None
+        subject = subjects.token_delta_subject(delta.debate_id)
+        await self.live.publish(subject, codec.encode(delta))
+
     def _provider(self, agent: str) -> LLMProvider | None:
         if agent not in self._providers:
             spec = self.registry.get(agent)
@@ -143,9 +157,30 @@ class TurnRunner:
             )
         started = time.monotonic()
         deadline = asyncio.get_running_loop().time() + command.timeout_seconds
+        stream = DeltaCoalescer(command, self._publish_delta) if self.live is not None else None
+        try:
+            return await self._call(provider, command, envelope, deadline, started, stream)
+        finally:
+            if stream is not None:
+                await stream.finish()  # the done delta goes out before the result event
+
+    async def _call(
+        self,
+        provider: LLMProvider,
+        command: RunTurn,
+        envelope: dict[str, object],
+        deadline: float,
+        started: float,
+        stream: DeltaCoalescer | None,
+    ) -> AgentTurnSucceeded | AgentTurnFailed:
         try:
             async with asyncio.timeout_at(deadline):
-                output = await provider.run_turn(command, deadline=deadline)
+                if stream is None:
+                    output = await provider.run_turn(command, deadline=deadline)
+                else:
+                    output = await provider.run_turn(
+                        command, deadline=deadline, on_delta=stream.add
+                    )
         except TimeoutError:
             await self._record(command.agent, ok=False)
             return AgentTurnFailed(

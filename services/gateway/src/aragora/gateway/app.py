@@ -22,8 +22,9 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from aragora.contracts import subjects
 from aragora.contracts.subjects import EVENTS_STREAM
 from aragora.gateway import breakers, debates, leaderboard, receipts, system, ws
+from aragora.gateway import debug as debug_routes
 from aragora.gateway.deps import Deps
-from aragora.gateway.live import LiveHub
+from aragora.gateway.live import LiveHub, token_forwarder
 from aragora.gateway.projector import Projector
 from aragora.gateway.readmodel import ReadModel
 from aragora.runtime import bus
@@ -115,6 +116,8 @@ def create_app(deps: Deps, *, own_lifecycle: bool = True) -> Litestar:
             system.asyncapi,
             system.schemas,
             system.prometheus_metrics,
+            debug_routes.agent_test,
+            debug_routes.connectivity_check,
         ],
         state=State({"deps": deps}),
         lifespan=[lifespan],
@@ -169,9 +172,13 @@ async def running(deps: Deps) -> AsyncIterator[None]:
         projector.handle,
     )
     task = asyncio.create_task(consumer.run(), name="projection")
+    # Token deltas: core NATS (not JetStream), forwarded live, never stored.
+    tokens = await deps.bus.nc.subscribe(subjects.LIVE_TOKENS, cb=token_forwarder(deps.hub))
     try:
         yield
     finally:
+        with contextlib.suppress(Exception):
+            await tokens.unsubscribe()
         await consumer.stop()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(task, 5)

@@ -3,12 +3,24 @@
 The projector publishes here *after* the read model commits, so a client that subscribes
 first and then reads the read model sees every event at least once; it drops by ``seq``
 what it already sent: no gap, no duplicate at the replay/live seam.
+
+Token deltas (``agent.token_delta``, core NATS ``aragora.live.debate.*.tokens``) are
+*ephemeral*: forwarded to that debate's live streams only (not the firehose), never
+stored, never replayed, carrying no ``seq``; a client too slow for them just misses some.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+
+from nats.aio.msg import Msg
+
+from aragora.contracts import codec
+
+log = logging.getLogger("aragora.gateway.live")
 
 QUEUE_LIMIT = 1000
 
@@ -19,6 +31,7 @@ class LiveEvent:
     seq: int
     body: str
     terminal: bool
+    ephemeral: bool = False  # a token delta: no seq, sent as is, never replayed
 
 
 class SlowConsumer(Exception):
@@ -86,6 +99,15 @@ class LiveHub:
                 except asyncio.QueueFull:
                     sub.overflowed = True
 
+    def publish_ephemeral(self, debate_id: str, body: str) -> None:
+        """To this debate's streams only; dropped (not overflowed) for a full queue."""
+        event = LiveEvent(debate_id=debate_id, seq=0, body=body, terminal=False, ephemeral=True)
+        for sub in self._subs.get(debate_id, ()):
+            try:
+                sub.queue.put_nowait(event)
+            except asyncio.QueueFull:
+                pass
+
     def close_all(self) -> None:
         """Ask every stream to end (server shutdown): they close with 1001."""
         for subs in self._subs.values():
@@ -95,3 +117,17 @@ class LiveHub:
     @property
     def connections(self) -> int:
         return sum(len(s) for s in self._subs.values())
+
+
+def token_forwarder(hub: LiveHub) -> Callable[[Msg], Awaitable[None]]:
+    """The core NATS callback forwarding each valid token delta to its debate's streams."""
+
+    async def forward(msg: Msg) -> None:
+        try:
+            delta = codec.decode_token_delta(msg.data)
+        except codec.DecodeError as exc:
+            log.debug("ignoring an undecodable token delta: %s", exc)
+            return
+        hub.publish_ephemeral(delta.debate_id, msg.data.decode())
+
+    return forward

@@ -4,6 +4,9 @@ A debate stream replays the stored events after ``since``, then goes live, and c
 with 1000 after the terminal event. Heartbeats (``{"type": "stream.heartbeat"}``) keep
 idle connections alive through proxies. A client that falls too far behind is closed
 with 1013 and resumes with ``since`` = the last ``seq`` it saw.
+
+While a turn runs, a debate stream also carries ``agent.token_delta`` frames (coalesced
+pieces of the answer being written; no ``seq``, live only, never replayed).
 """
 
 from __future__ import annotations
@@ -59,6 +62,9 @@ async def debate_stream(
             live = await sub.get(HEARTBEAT_SECONDS)
             if live is None:
                 await socket.send_text(HEARTBEAT)
+                continue
+            if live.ephemeral:
+                await socket.send_text(live.body)
                 continue
             if live.seq <= last:
                 continue

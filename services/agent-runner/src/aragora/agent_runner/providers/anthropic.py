@@ -15,7 +15,7 @@ import httpx
 import msgspec
 
 from aragora.agent_runner.providers.base import ChatMessage, Completion, ProviderError
-from aragora.agent_runner.providers.http_retry import TEMPERATURE, HttpProvider
+from aragora.agent_runner.providers.http_retry import TEMPERATURE, HttpProvider, StreamState
 
 __all__ = ["ANTHROPIC_VERSION", "DEFAULT_ANTHROPIC_BASE_URL", "AnthropicProvider"]
 
@@ -37,6 +37,25 @@ class _Usage(msgspec.Struct):
 class _Message(msgspec.Struct):
     content: list[_Block]
     model: str = ""
+    usage: _Usage | None = None
+
+
+class _StreamMessage(msgspec.Struct):
+    model: str = ""
+    usage: _Usage | None = None
+
+
+class _StreamDelta(msgspec.Struct):
+    type: str = ""
+    text: str = ""
+
+
+class _StreamEvent(msgspec.Struct):
+    """One Messages streaming event (``message_start``, ``content_block_delta``, ...)."""
+
+    type: str = ""
+    message: _StreamMessage | None = None
+    delta: _StreamDelta | None = None
     usage: _Usage | None = None
 
 
@@ -94,6 +113,25 @@ class AnthropicProvider(HttpProvider):
 
     def _auth_headers(self, key: str) -> dict[str, str]:
         return {"x-api-key": key, "anthropic-version": ANTHROPIC_VERSION}
+
+    def _stream_body(self, messages: list[ChatMessage]) -> tuple[str, object]:
+        body = self._body(messages)
+        assert isinstance(body, dict)
+        return self._url, {**body, "stream": True}
+
+    def _read_chunk(self, data: bytes, state: StreamState) -> str:
+        event = self._decode_chunk(data, _StreamEvent)
+        if event.type == "error":
+            raise ProviderError("provider_error", "the provider reported an error mid-stream")
+        if event.message is not None:  # message_start
+            state.model = event.message.model or state.model
+            if event.message.usage is not None:
+                state.prompt_tokens = event.message.usage.input_tokens
+        if event.usage is not None:  # message_delta: the cumulative output tokens
+            state.completion_tokens = event.usage.output_tokens
+        if event.type == "content_block_delta" and event.delta is not None:
+            return event.delta.text if event.delta.type == "text_delta" else ""
+        return ""
 
     def _headers(self) -> dict[str, str]:
         # anthropic-version is required even by key-less stand-in servers.

@@ -30,6 +30,10 @@ class Completion(msgspec.Struct, frozen=True, kw_only=True):
 # event loop's clock (``loop.time()``); a transport retry that cannot finish by then gives up.
 CompleteFn = Callable[[list[ChatMessage], float], Awaitable[Completion]]
 
+# ``on_delta(text)``: a piece of the answer as the model writes it (streaming providers).
+# The pieces of one call concatenate to its raw text; only a turn's first call streams.
+DeltaFn = Callable[[str], Awaitable[None]]
+
 
 class TurnOutput(msgspec.Struct, frozen=True, kw_only=True):
     """The result of one turn, as parsed from the model's answer(s), and what it cost.
@@ -77,11 +81,18 @@ class LLMProvider(Protocol):
 
     kind: str  # "demo" | "openai-compatible" | "anthropic" | "gemini"
 
-    async def run_turn(self, command: RunTurn, *, deadline: float | None = None) -> TurnOutput:
+    async def run_turn(
+        self,
+        command: RunTurn,
+        *,
+        deadline: float | None = None,
+        on_delta: DeltaFn | None = None,
+    ) -> TurnOutput:
         """Produce this agent's contribution to one turn, or raise :class:`ProviderError`.
 
         ``deadline`` (event-loop clock) is when the caller will cancel the turn; None means
-        ``command.timeout_seconds`` from now.
+        ``command.timeout_seconds`` from now. With ``on_delta``, a provider that can stream
+        reports the answer's pieces as they arrive; the output is the same either way.
         """
         ...
 

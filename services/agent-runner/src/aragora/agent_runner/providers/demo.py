@@ -25,10 +25,17 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 from typing import Any, Literal
 
 from aragora.agent_runner.providers import demo_text as text
-from aragora.agent_runner.providers.base import ChatMessage, Completion, ProviderError, TurnOutput
+from aragora.agent_runner.providers.base import (
+    ChatMessage,
+    Completion,
+    DeltaFn,
+    ProviderError,
+    TurnOutput,
+)
 from aragora.agent_runner.providers.demo_text import topic_is_agreeable
 from aragora.agent_runner.providers.prompts import critique_targets, one_line
 from aragora.agent_runner.providers.structured import run_structured, turn_deadline
@@ -41,6 +48,7 @@ __all__ = ["DEMO_MODEL", "DemoProvider", "flaky_mode", "topic_is_agreeable"]
 DEMO_MODEL = "demo-deterministic"
 SLOW_BASE_MS = 1500
 SLOW_FACTOR = 20
+STREAM_PIECES = 4  # a streamed demo answer arrives in about this many deltas
 FlakyMode = Literal["fail", "garble", "ok"]
 _PHASE_ORDER = ("propose", "critique", "revise", "vote", "judge", "synthesis")
 _JSON_PHASES = ("critique", "revise", "vote", "judge")
@@ -89,11 +97,20 @@ class DemoProvider:
     async def aclose(self) -> None:
         """Nothing to release."""
 
-    async def run_turn(self, command: RunTurn, *, deadline: float | None = None) -> TurnOutput:
+    async def run_turn(
+        self,
+        command: RunTurn,
+        *,
+        deadline: float | None = None,
+        on_delta: DeltaFn | None = None,
+    ) -> TurnOutput:
         """This agent's answer for the command, parsed like any provider's."""
 
         async def complete(messages: list[ChatMessage], _deadline: float) -> Completion:
             return await self.complete(command, messages)
+
+        async def first(messages: list[ChatMessage], _deadline: float) -> Completion:
+            return await self.complete(command, messages, on_delta=on_delta)
 
         return await run_structured(
             complete,
@@ -101,12 +118,20 @@ class DemoProvider:
             persona=self._persona,
             deadline=turn_deadline(command, deadline),
             default_model=self._model,
+            first_complete=first if on_delta is not None else None,
         )
 
-    async def complete(self, command: RunTurn, messages: list[ChatMessage]) -> Completion:
-        """One simulated call: the raw answer text (JSON where the phase asks for it)."""
-        if self.latency_s > 0:
-            await asyncio.sleep(self.latency_s)
+    async def complete(
+        self, command: RunTurn, messages: list[ChatMessage], *, on_delta: DeltaFn | None = None
+    ) -> Completion:
+        """One simulated call: the raw answer text (JSON where the phase asks for it).
+
+        With ``on_delta`` the answer is also streamed in about :data:`STREAM_PIECES`
+        pieces, the latency spread between them.
+        """
+        delay = self.latency_s / STREAM_PIECES if on_delta is not None else self.latency_s
+        if delay > 0:
+            await asyncio.sleep(delay)
         reask = len(messages) > 2
         mode = flaky_mode(self._seed, command) if self.behaviour == "flaky" else "ok"
         if mode == "fail" and not reask:
@@ -118,6 +143,8 @@ class DemoProvider:
             )
         else:
             answer = self.answer(command)
+        if on_delta is not None:
+            await _stream(answer, on_delta, delay)
         prompt_chars = sum(len(m["content"]) for m in messages)
         return Completion(
             text=answer,
@@ -227,3 +254,13 @@ class DemoProvider:
         if command.ask_continue:
             answer["continue"] = self._continues(command)
         return answer
+
+
+async def _stream(answer: str, on_delta: DeltaFn, delay: float) -> None:
+    """``answer`` in about :data:`STREAM_PIECES` word-aligned pieces, ``delay`` apart."""
+    words = re.findall(r"\S+\s*", answer) or [answer]
+    size = max(1, -(-len(words) // STREAM_PIECES))
+    for i in range(0, len(words), size):
+        if i and delay > 0:
+            await asyncio.sleep(delay)
+        await on_delta("".join(words[i : i + size]))

@@ -16,7 +16,7 @@ import httpx
 import msgspec
 
 from aragora.agent_runner.providers.base import ChatMessage, Completion, ProviderError
-from aragora.agent_runner.providers.http_retry import TEMPERATURE, HttpProvider
+from aragora.agent_runner.providers.http_retry import TEMPERATURE, HttpProvider, StreamState
 
 __all__ = ["DEFAULT_GEMINI_BASE_URL", "GeminiProvider"]
 
@@ -102,6 +102,19 @@ class GeminiProvider(HttpProvider):
 
     def _auth_headers(self, key: str) -> dict[str, str]:
         return {"x-goog-api-key": key}
+
+    def _stream_body(self, messages: list[ChatMessage]) -> tuple[str, object]:
+        url = self._url.removesuffix(":generateContent") + ":streamGenerateContent?alt=sse"
+        return url, self._body(messages)
+
+    def _read_chunk(self, data: bytes, state: StreamState) -> str:
+        chunk = self._decode_chunk(data, _Response)
+        state.model = chunk.model_version or state.model
+        if chunk.usage_metadata is not None:
+            state.prompt_tokens = chunk.usage_metadata.prompt_token_count
+            state.completion_tokens = chunk.usage_metadata.candidates_token_count
+        content = chunk.candidates[0].content if chunk.candidates else None
+        return "".join(p.text for p in content.parts) if content else ""
 
     def _parse(self, response: httpx.Response) -> Completion:
         answer = self._decode(response, _Response)

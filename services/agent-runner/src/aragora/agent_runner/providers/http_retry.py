@@ -8,6 +8,12 @@ rejections. It adds no overall deadline: the caller bounds the whole turn with
 never fit. Subclasses (OpenAI-compatible, Anthropic, Gemini) only say how to build the
 request and read the answer; parsing the answer for the phase and re-asking is
 :func:`run_structured`'s concern.
+
+Streaming (``run_turn(on_delta=...)``): an adapter that implements :meth:`_stream_body`
+and :meth:`_read_chunk` gets its first call made as a server-sent-events request; the
+pieces go to ``on_delta`` as they arrive and are joined into the same :class:`Completion`
+a plain call returns. Retries cover the request until its first byte; a stream that breaks
+mid-way fails the call (``provider_error``).
 """
 
 from __future__ import annotations
@@ -24,7 +30,13 @@ from typing import TypeVar
 import httpx
 import msgspec
 
-from aragora.agent_runner.providers.base import ChatMessage, Completion, ProviderError, TurnOutput
+from aragora.agent_runner.providers.base import (
+    ChatMessage,
+    Completion,
+    DeltaFn,
+    ProviderError,
+    TurnOutput,
+)
 from aragora.agent_runner.providers.structured import run_structured, turn_deadline
 from aragora.contracts.messages import FailureReason, RunTurn
 
@@ -48,6 +60,17 @@ class _ErrorBody(msgspec.Struct):
 
 class _ErrorEnvelope(msgspec.Struct):
     error: _ErrorBody | str | None = None
+
+
+class StreamState:
+    """What a streaming call has read so far, besides the text pieces."""
+
+    __slots__ = ("completion_tokens", "model", "prompt_tokens")
+
+    def __init__(self) -> None:
+        self.model = ""
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
 
 
 class Secret:
@@ -101,15 +124,32 @@ class HttpProvider:
     async def aclose(self) -> None:
         """Nothing to release: the HTTP client belongs to the caller."""
 
-    async def run_turn(self, command: RunTurn, *, deadline: float | None = None) -> TurnOutput:
+    async def run_turn(
+        self,
+        command: RunTurn,
+        *,
+        deadline: float | None = None,
+        on_delta: DeltaFn | None = None,
+    ) -> TurnOutput:
         """The turn's answer, parsed for its phase (re-asked once when unparsable)."""
+
+        async def first(messages: list[ChatMessage], end: float) -> Completion:
+            assert on_delta is not None
+            return await self.stream_complete(messages, end, on_delta)
+
+        streaming = on_delta is not None and self.can_stream
         return await run_structured(
             self.complete,
             command,
             persona=self._persona,
             deadline=turn_deadline(command, deadline),
             default_model=self._model,
+            first_complete=first if streaming else None,
         )
+
+    @property
+    def can_stream(self) -> bool:
+        return type(self)._read_chunk is not HttpProvider._read_chunk
 
     async def complete(self, messages: list[ChatMessage], deadline: float) -> Completion:
         """One model call (with transport retries); ``deadline`` on the loop's clock.
@@ -120,7 +160,62 @@ class HttpProvider:
         response = await self._post_with_retries(payload, deadline)
         return self._parse(response)
 
+    async def stream_complete(
+        self, messages: list[ChatMessage], deadline: float, on_delta: DeltaFn
+    ) -> Completion:
+        """One streamed model call: each text piece goes to ``on_delta`` as it arrives."""
+        url, body = self._stream_body(messages)
+        response = await self._post_with_retries(
+            msgspec.json.encode(body), deadline, url=url, stream=True
+        )
+        state = StreamState()
+        pieces: list[str] = []
+        try:
+            async for line in response.aiter_lines():
+                if not line.startswith("data:"):
+                    continue  # event names, comments, keep-alives, blank separators
+                data = line[5:].strip()
+                if not data or data == "[DONE]":
+                    continue
+                piece = self._read_chunk(data.encode(), state)
+                if piece:
+                    pieces.append(piece)
+                    await on_delta(piece)
+        except httpx.TimeoutException as exc:
+            raise ProviderError(
+                "timeout", f"HTTP timeout reading the provider's stream ({type(exc).__name__})"
+            ) from None
+        except httpx.TransportError as exc:
+            detail = f"the provider's stream broke: {type(exc).__name__}: {exc}"
+            raise ProviderError("provider_error", self._redact(detail)) from None
+        finally:
+            await response.aclose()
+        text = "".join(pieces).strip()
+        if not text:
+            raise ProviderError("provider_error", "streamed response has no text content")
+        return Completion(
+            text=text,
+            model=state.model or self._model,
+            prompt_tokens=state.prompt_tokens,
+            completion_tokens=state.completion_tokens,
+        )
+
     # --- what each API does differently ---------------------------------------------------
+
+    def _stream_body(self, messages: list[ChatMessage]) -> tuple[str, object]:
+        """The URL and body of a streaming request (adapters that can stream)."""
+        raise NotImplementedError
+
+    def _read_chunk(self, data: bytes, state: StreamState) -> str:
+        """The text piece in one SSE ``data`` payload; usage and model go into ``state``."""
+        raise NotImplementedError
+
+    def _decode_chunk(self, data: bytes, shape: type[_T]) -> _T:
+        try:
+            return msgspec.json.decode(data, type=shape)
+        except msgspec.DecodeError as exc:
+            detail = f"malformed stream event: {exc}"
+            raise ProviderError("provider_error", self._redact(detail)) from None
 
     def _body(self, messages: list[ChatMessage]) -> object:
         raise NotImplementedError
@@ -154,15 +249,27 @@ class HttpProvider:
             what = "unexpected response shape" if is_shape else "malformed JSON response body"
             raise ProviderError("provider_error", self._redact(f"{what}: {exc}")) from None
 
-    async def _post_with_retries(self, payload: bytes, deadline: float) -> httpx.Response:
+    async def _post_with_retries(
+        self, payload: bytes, deadline: float, *, url: str = "", stream: bool = False
+    ) -> httpx.Response:
+        """The successful response; with ``stream`` its body is unread (caller closes it)."""
         loop = asyncio.get_running_loop()
         last_error: ProviderError | None = None
+        headers = self._headers()
+        if stream:
+            headers["Accept"] = "text/event-stream"
         for attempt in range(1, MAX_ATTEMPTS + 1):
             retry_after: float | None = None
             try:
-                response = await self._http.post(
-                    self._url, content=payload, headers=self._headers()
+                request = self._http.build_request(
+                    "POST", url or self._url, content=payload, headers=headers
                 )
+                response = await self._http.send(request, stream=stream)
+                if stream and response.status_code >= 400:
+                    try:
+                        await response.aread()
+                    finally:
+                        await response.aclose()
             except httpx.TimeoutException as exc:
                 last_error = ProviderError(
                     "timeout",

@@ -14,7 +14,12 @@ import httpx
 import msgspec
 
 from aragora.agent_runner.providers.base import ChatMessage, Completion, ProviderError
-from aragora.agent_runner.providers.http_retry import MAX_ATTEMPTS, TEMPERATURE, HttpProvider
+from aragora.agent_runner.providers.http_retry import (
+    MAX_ATTEMPTS,
+    TEMPERATURE,
+    HttpProvider,
+    StreamState,
+)
 
 __all__ = ["MAX_ATTEMPTS", "TEMPERATURE", "OpenAICompatibleProvider"]
 
@@ -34,6 +39,20 @@ class _Usage(msgspec.Struct):
 
 class _Completion(msgspec.Struct):
     choices: list[_Choice]
+    model: str = ""
+    usage: _Usage | None = None
+
+
+class _Delta(msgspec.Struct):
+    content: str | None = None
+
+
+class _ChunkChoice(msgspec.Struct):
+    delta: _Delta | None = None
+
+
+class _Chunk(msgspec.Struct):
+    choices: list[_ChunkChoice] = []
     model: str = ""
     usage: _Usage | None = None
 
@@ -74,6 +93,25 @@ class OpenAICompatibleProvider(HttpProvider):
 
     def _auth_headers(self, key: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {key}"}
+
+    def _stream_body(self, messages: list[ChatMessage]) -> tuple[str, object]:
+        body = {
+            "model": self._model,
+            "messages": messages,
+            "temperature": TEMPERATURE,
+            "stream": True,
+            "stream_options": {"include_usage": True},  # a last chunk carries the usage
+        }
+        return self._url, body
+
+    def _read_chunk(self, data: bytes, state: StreamState) -> str:
+        chunk = self._decode_chunk(data, _Chunk)
+        state.model = chunk.model or state.model
+        if chunk.usage is not None:
+            state.prompt_tokens = chunk.usage.prompt_tokens
+            state.completion_tokens = chunk.usage.completion_tokens
+        delta = chunk.choices[0].delta if chunk.choices else None
+        return (delta.content or "") if delta else ""
 
     def _parse(self, response: httpx.Response) -> Completion:
         completion = self._decode(response, _Completion)

@@ -71,8 +71,12 @@ async def run_structured(
     persona: str = "",
     deadline: float | None = None,
     default_model: str = "",
+    first_complete: CompleteFn | None = None,
 ) -> TurnOutput:
     """Ask for the turn's answer, parse it for the phase, re-ask once if it does not parse.
+
+    ``first_complete`` (default ``complete``) makes the first call: a streaming one when
+    the caller wants deltas. The re-ask, a correction, is never streamed.
 
     ``complete`` raises :class:`ProviderError` when the provider fails; that fails the turn
     on the first call. On the re-ask, a failure or the deadline ends the turn with the
@@ -81,7 +85,7 @@ async def run_structured(
     loop = asyncio.get_running_loop()
     end = turn_deadline(command, deadline)
     messages = build_messages(command, persona)
-    first = await complete(messages, end)
+    first = await (first_complete or complete)(messages, end)
     calls = [first]
     try:
         return _output(parse_answer(first.text, command), calls, [], default_model)
