@@ -19,8 +19,8 @@ from aragora.runtime.agents import load_registry
 from aragora.runtime.breakers import KVBreakerStore
 from aragora.runtime.natsserver import EmbeddedNats
 from tests.conftest import make_settings
+from tests.integration.gateway_harness import open_gateway
 from tests.integration.test_agent_runner import _turn
-from tests.integration.test_gateway_api import open_gateway
 
 
 class StubProvider:

@@ -25,7 +25,7 @@ from aragora.runtime.agents import load_registry
 from aragora.runtime.natsserver import EmbeddedNats
 from aragora.runtime.settings import Settings
 from tests.conftest import make_settings
-from tests.integration.test_gateway_api import Gateway, open_gateway
+from tests.integration.gateway_harness import Gateway, open_gateway
 from tests.plugins.fake_provider import FakeProviderProcess
 
 SECRET = "sk-test-debug-secret-0123456789"

@@ -9,132 +9,31 @@ them back through the API.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import pytest
 from httpx import Response
-from litestar.exceptions import WebSocketDisconnect
-from litestar.testing import AsyncTestClient, WebSocketTestSession
-from prometheus_client import REGISTRY
 
 from aragora.contracts import codec
-from aragora.contracts.messages import DebateCompleted, DebateEvent, StartDebate, TokenDelta
+from aragora.contracts.messages import DebateCompleted, StartDebate
 from aragora.contracts.subjects import (
     COMMANDS_STREAM,
     EVENTS_STREAM,
     START_DEBATE,
-    debate_event_subject,
-    token_delta_subject,
 )
-from aragora.gateway.app import create_app
-from aragora.gateway.deps import Deps
-from aragora.gateway.live import LiveHub
-from aragora.gateway.readmodel import ReadModel
-from aragora.runtime import bus
-from aragora.runtime.agents import load_registry
 from aragora.runtime.natsserver import EmbeddedNats
 from aragora.runtime.settings import Settings
-from tests.conftest import make_settings
+from tests.integration.gateway_harness import (
+    DEMO_AGENTS,
+    Gateway,
+    error_text,
+    eventually,
+    metric,
+    open_gateway,
+)
 from tests.integration.test_readmodel import debate_events
-
-T = TypeVar("T")
-DEMO_AGENTS = ["demo-1", "demo-2", "demo-3", "demo-4", "demo-5"]
-
-
-@dataclass
-class Gateway:
-    client: AsyncTestClient[Any]
-    deps: Deps
-    nats: bus.Connection  # the test's own connection, publishing like the outbox relay
-
-    async def publish(self, events: list[DebateEvent], *, fresh_msg_ids: bool = False) -> None:
-        for event in events:
-            msg_id = str(uuid.uuid4()) if fresh_msg_ids else event.event_id
-            await bus.publish(
-                self.nats.js, debate_event_subject(event), codec.encode(event), msg_id
-            )
-
-    async def view(self, debate_id: str) -> dict[str, Any] | None:
-        response = await self.client.get(f"/api/debates/{debate_id}")
-        return response.json() if response.status_code == 200 else None
-
-    async def wait_for_seq(self, debate_id: str, seq: int) -> dict[str, Any]:
-        view = await eventually(
-            lambda: self.view(debate_id), lambda v: v is not None and v["last_seq"] >= seq
-        )
-        assert view is not None
-        return view
-
-    async def event_seqs(self, debate_id: str, query: str = "") -> list[int]:
-        response = await self.client.get(f"/api/debates/{debate_id}/events{query}")
-        assert response.status_code == 200, response.text
-        body = response.json()
-        assert body["debate_id"] == debate_id
-        return [e["seq"] for e in body["events"]]
-
-    async def stream_messages(self, stream: str) -> int:
-        info = await self.nats.js.stream_info(stream)
-        return int(info.state.messages)
-
-
-async def eventually(
-    fetch: Callable[[], Awaitable[T]], done: Callable[[T], bool], timeout: float = 5.0
-) -> T:
-    """Poll ``fetch`` until ``done(value)``; fail with the last value at the deadline."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = await fetch()
-        if done(value):
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s; last value: {value!r}")
-        await asyncio.sleep(0.02)
-
-
-@contextlib.asynccontextmanager
-async def open_gateway(settings: Settings) -> AsyncIterator[Gateway]:
-    # Built like aragora.gateway.app.run builds it; the lifespan runs `running(deps)`.
-    deps = Deps(
-        settings=settings,
-        registry=load_registry(settings),
-        readmodel=ReadModel(settings),
-        hub=LiveHub(),
-    )
-    async with AsyncTestClient(create_app(deps, own_lifecycle=True)) as client:
-        conn = await bus.connect(settings.nats_servers, name="test-publisher", connect_timeout=5)
-        try:
-            yield Gateway(client=client, deps=deps, nats=conn)
-        finally:
-            await conn.nc.close()  # close, not drain: the server may be stopped by now
-
-
-@pytest.fixture
-async def gateway(nats_server: EmbeddedNats, tmp_path: Path) -> AsyncIterator[Gateway]:
-    async with open_gateway(make_settings(tmp_path, nats_url=nats_server.url)) as gw:
-        yield gw
-
-
-def error_text(response: Response) -> str:
-    """The error's detail plus every ``extra`` entry as ``key: message``."""
-    body = response.json()
-    extra = body.get("extra") or []
-    return " | ".join([body["detail"], *(f"{e['key']}: {e['message']}" for e in extra)])
-
-
-def metric(name: str, labels: dict[str, str] | None = None) -> float:
-    return REGISTRY.get_sample_value(name, labels or {}) or 0.0
-
-
-# --- POST /api/debates ---------------------------------------------------------------------
 
 
 async def test_post_accepts_the_debate_and_sends_a_start_command(gateway: Gateway) -> None:
@@ -375,107 +274,6 @@ async def test_events_delivered_out_of_order_are_retried_until_contiguous(
 
 
 # --- WebSocket -------------------------------------------------------------------------------
-
-
-def receive_until_closed(ws: WebSocketTestSession, timeout: float = 5.0) -> tuple[list[Any], int]:
-    """Every event frame until the server closes; returns (events, close code)."""
-    received: list[Any] = []
-    while True:
-        try:
-            frame = json.loads(ws.receive_text(timeout=timeout))
-        except WebSocketDisconnect as closed:
-            return received, closed.code
-        if frame.get("type") != "stream.heartbeat":
-            received.append(frame)
-
-
-async def test_ws_replays_after_since_then_streams_live_without_gap_or_duplicate(
-    gateway: Gateway,
-) -> None:
-    events = debate_events()
-    debate_id = events[0].debate_id
-    n = len(events)
-    await gateway.publish(events[:8])
-    await gateway.wait_for_seq(debate_id, 8)
-    connections_before = metric("aragora_websocket_connections")
-
-    with await gateway.client.websocket_connect(f"/ws/debates/{debate_id}?since=3") as ws:
-        # Published while the stream replays 4..8: the rest arrives live.
-        await gateway.publish(events[8:])
-        received, code = receive_until_closed(ws)
-
-    assert [e["seq"] for e in received] == list(range(4, n + 1))
-    assert all(e["debate_id"] == debate_id for e in received)
-    assert received[-1]["type"] == "debate.completed"
-    assert [codec.decode_debate_event(json.dumps(e).encode()) for e in received] == events[3:]
-    assert code == 1000
-    await eventually(
-        lambda: asyncio.sleep(0, metric("aragora_websocket_connections")),
-        lambda value: value == connections_before,
-    )
-
-
-async def test_ws_forwards_token_deltas_live_but_never_stores_them(gateway: Gateway) -> None:
-    events = debate_events()
-    debate_id = events[0].debate_id
-    other = str(uuid.uuid4())
-    await gateway.publish(events[:8])
-    await gateway.wait_for_seq(debate_id, 8)
-
-    def delta(debate: str, index: int, text: str, done: bool = False) -> TokenDelta:
-        return TokenDelta(
-            debate_id=debate, turn_id="t-live", agent="demo-1", round=1, phase="propose",
-            index=index, text=text, done=done,
-        )  # fmt: skip
-
-    with await gateway.client.websocket_connect(f"/ws/debates/{debate_id}") as ws:
-        replayed = [json.loads(ws.receive_text(timeout=5)) for _ in range(8)]
-        assert [e["seq"] for e in replayed] == list(range(1, 9))  # subscribed: now live
-        sent = [delta(debate_id, 0, "Four days "), delta(debate_id, 1, "is enough.", True)]
-        for message in [delta(other, 0, "not this debate's"), *sent]:
-            await gateway.nats.nc.publish(
-                token_delta_subject(message.debate_id), codec.encode(message)
-            )
-        await gateway.nats.nc.flush()
-        live = [json.loads(ws.receive_text(timeout=5)) for _ in sent]  # before the end
-        await gateway.publish(events[8:])
-        rest, code = receive_until_closed(ws)
-
-    received = [*live, *rest]
-    deltas = [f for f in received if f["type"] == "agent.token_delta"]
-    assert [codec.decode_token_delta(json.dumps(f).encode()) for f in deltas] == sent
-    stored = [f for f in received if f["type"] != "agent.token_delta"]
-    assert [e["seq"] for e in stored] == list(range(9, len(events) + 1)) and code == 1000
-    body = (await gateway.client.get(f"/api/debates/{debate_id}/events")).json()
-    assert len(body["events"]) == len(events)
-    assert all(e["type"] != "agent.token_delta" for e in body["events"])
-    assert await gateway.stream_messages(EVENTS_STREAM.name) == len(events)
-
-
-async def test_ws_of_a_finished_debate_replays_and_closes(gateway: Gateway) -> None:
-    events = debate_events(votes={})  # ends in debate.failed
-    debate_id = events[0].debate_id
-    n = len(events)
-    await gateway.publish(events)
-    await gateway.wait_for_seq(debate_id, n)
-
-    with await gateway.client.websocket_connect(f"/ws/debates/{debate_id}") as ws:
-        received, code = receive_until_closed(ws)
-    assert [e["seq"] for e in received] == list(range(1, n + 1))
-    assert (received[-1]["type"], code) == ("debate.failed", 1000)
-
-    with await gateway.client.websocket_connect(f"/ws/debates/{debate_id}?since={n - 1}") as ws:
-        received, code = receive_until_closed(ws)
-    assert ([e["seq"] for e in received], code) == ([n], 1000)
-
-
-async def test_ws_of_an_unknown_debate_closes_with_4404(gateway: Gateway) -> None:
-    with await gateway.client.websocket_connect(f"/ws/debates/{uuid.uuid4()}") as ws:
-        received, code = receive_until_closed(ws)
-    assert (received, code) == ([], 4404)
-
-
-# --- system ----------------------------------------------------------------------------------
 
 
 async def test_health_is_healthy_then_degraded_when_nats_stops(

@@ -32,7 +32,7 @@ from aragora.runtime import bus
 from aragora.runtime.natsserver import EmbeddedNats, free_port
 from aragora.runtime.settings import Settings
 from tests.conftest import make_settings
-from tests.integration.test_gateway_api import Gateway, eventually, open_gateway
+from tests.integration.gateway_harness import Gateway, eventually, open_gateway
 from tests.integration.test_readmodel import T0, debate_events
 
 TABLES = {

@@ -37,7 +37,7 @@ from aragora.runtime.natsserver import EmbeddedNats
 from aragora.runtime.settings import Settings
 from aragora.runtime.signing import KEY_FILE_NAME
 from tests.conftest import make_settings
-from tests.integration.test_gateway_api import Gateway, open_gateway
+from tests.integration.gateway_harness import Gateway, open_gateway
 
 T0 = datetime(2026, 1, 15, 10, 30, tzinfo=UTC)
 AGENTS = ["demo-1", "demo-2", "demo-3"]

@@ -1,16 +1,14 @@
-"""The debate rules as pure functions: given events, when a command/result, then events."""
+"""The debate rules as pure functions: phases, topology, deadlines, queueing, replay."""
 
 from __future__ import annotations
 
-import itertools
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aragora.contracts.messages import (
-    AgentTurnFailed,
     AgentTurnSucceeded,
     ConvergenceMeasured,
     DebateCompleted,
@@ -20,116 +18,10 @@ from aragora.contracts.messages import (
     PhaseStarted,
     RoundStarted,
     RunTurn,
-    StartDebate,
     TurnFailed,
 )
-from aragora.contracts.values import Critique, Protocol, RatingChange, Vote
-from aragora.orchestrator import domain, tally
-from aragora.orchestrator import ratings as elo
-from aragora.orchestrator.domain import Ctx, DebateState, Decision
-
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-AGENTS = ["a", "b", "c"]
-DEBATE = "11111111-1111-1111-1111-111111111111"
-
-
-def ctx(now: datetime = T0, ratings: elo.Ratings | None = None) -> Ctx:
-    counter = itertools.count(1)
-    return Ctx(
-        now=now,
-        ids=lambda: f"00000000-0000-0000-0000-{next(counter):012d}",
-        ratings=ratings or elo.Ratings(),
-    )
-
-
-def start(agents: list[str] = AGENTS, **protocol: object) -> StartDebate:
-    return StartDebate(
-        event_id="cmd-1",
-        occurred_at=T0,
-        correlation_id="corr-1",
-        debate_id=DEBATE,
-        topic="Tabs or spaces?",
-        agents=agents,
-        rounds=1,
-        protocol=Protocol(**{"rounds": 1, "early_stop": False, **protocol}),  # type: ignore[arg-type]
-        domain="style",
-    )
-
-
-def ok(cmd: RunTurn, content: str | None = None, **fields: object) -> AgentTurnSucceeded:
-    return AgentTurnSucceeded(
-        event_id=f"r-{cmd.turn_id}",
-        occurred_at=T0,
-        correlation_id=cmd.correlation_id,
-        debate_id=cmd.debate_id,
-        turn_id=cmd.turn_id,
-        agent=cmd.agent,
-        content=content if content is not None else f"text by {cmd.agent} in {cmd.phase}",
-        **fields,  # type: ignore[arg-type]
-    )
-
-
-def failed(cmd: RunTurn) -> AgentTurnFailed:
-    return AgentTurnFailed(
-        event_id=f"f-{cmd.turn_id}",
-        occurred_at=T0,
-        correlation_id=cmd.correlation_id,
-        debate_id=cmd.debate_id,
-        turn_id=cmd.turn_id,
-        agent=cmd.agent,
-        reason="provider_error",
-        detail="boom",
-    )
-
-
-class Run:
-    """Drives a debate through the pure rules, like the service does."""
-
-    def __init__(self, command: StartDebate, ratings: elo.Ratings | None = None) -> None:
-        self.ctx = ctx(ratings=ratings)
-        decision = domain.decide_start(command, self.ctx)
-        self.events = list(decision.events)
-        self.pending = list(decision.commands)
-        self.state: DebateState = domain.replay(self.events)  # type: ignore[assignment]
-
-    def feed(self, result: AgentTurnSucceeded | AgentTurnFailed) -> Decision:
-        decision = domain.decide_turn_result(self.state, result, self.ctx)
-        self._take(decision)
-        return decision
-
-    def _take(self, decision: Decision) -> None:
-        for event in decision.events:
-            self.state = domain.evolve(self.state, event)
-        self.events += decision.events
-        self.pending += decision.commands
-
-    def play(
-        self,
-        votes: dict[str, str | None] | None = None,
-        *,
-        answer: object = None,
-        fail: set[tuple[str, str]] = frozenset(),  # type: ignore[assignment]
-    ) -> DebateCompleted | DebateFailed:
-        """Answer every turn; ``votes`` maps voter -> choice (None: no valid vote)."""
-        votes = votes or {}
-        while self.pending and not self.state.is_over:
-            cmd = self.pending.pop(0)
-            if (cmd.agent, cmd.phase) in fail or (cmd.agent, "*") in fail:
-                self.feed(failed(cmd))
-            elif cmd.phase in ("vote", "judge"):
-                choice = votes.get(cmd.agent) if cmd.phase == "vote" else votes.get("judge")
-                vote = Vote(choice=choice, confidence=0.8, reasoning="because") if choice else None
-                self.feed(ok(cmd, vote=vote))
-            elif callable(answer):
-                self.feed(answer(cmd))
-            else:
-                self.feed(ok(cmd))
-        end = self.state.terminal
-        assert end is not None
-        return end
-
-    def phases(self) -> list[tuple[int, str]]:
-        return [(e.round, e.phase) for e in self.events if isinstance(e, PhaseStarted)]
+from aragora.orchestrator import domain
+from tests.unit.domain_driver import AGENTS, T0, Run, ctx, failed, ok, start
 
 
 def test_start_records_debate_round_and_first_phase_and_asks_every_agent() -> None:
@@ -203,32 +95,6 @@ def test_round_robin_rotates_whom_each_agent_reviews() -> None:
     assert second["a"] == ["c"]
 
 
-def test_consensus_names_winner_supporters_dissenters_and_proof() -> None:
-    run = Run(start())
-    end = run.play({"a": "b", "b": "b", "c": "a"})
-    assert isinstance(end, DebateCompleted)
-    assert end.status == "consensus"
-    c = end.consensus
-    assert (c.reached, c.winner) == (True, "b")
-    assert c.agreement_ratio == pytest.approx(0.6667, abs=1e-4)
-    assert (c.supporters, c.dissenters) == (["a", "b"], ["c"])
-    assert (c.valid_votes, c.quorum) == (3, 2)
-    proof = end.proof
-    assert proof is not None
-    assert proof.positions == {"a": "AGREE", "b": "AGREE", "c": "DISAGREE"}
-    assert [d.agent for d in proof.dissent] == ["c"]
-    assert proof.dissent[0].reasons == ["because"]
-    assert proof.checksum == tally.proof_checksum(proof)
-    assert proof.claim == "text by b in revise"
-
-
-def test_split_vote_is_no_consensus() -> None:
-    end = Run(start()).play({"a": "a", "b": "b", "c": "c"})
-    assert isinstance(end, DebateCompleted)
-    assert end.status == "no_consensus"
-    assert end.consensus.winner is None  # a tie has no winner
-
-
 @pytest.mark.parametrize(
     ("mode", "votes", "status"),
     [
@@ -244,84 +110,6 @@ def test_consensus_modes(mode: str, votes: dict[str, str | None], status: str) -
     assert isinstance(end, DebateCompleted)
     assert end.status == status
     assert end.consensus.method == mode
-
-
-def test_supermajority_needs_two_thirds_even_with_a_lower_threshold() -> None:
-    agents = ["a", "b", "c", "d", "e"]
-    end = Run(start(agents, consensus="supermajority", threshold=0.5)).play(
-        {"a": "a", "b": "a", "c": "a", "d": "b", "e": "b"}
-    )  # 3/5 = 0.6 < 2/3
-    assert isinstance(end, DebateCompleted)
-    assert end.status == "no_consensus"
-
-
-def test_judge_decides_and_reports_its_own_confidence() -> None:
-    ratings = elo.Ratings().apply(
-        [RatingChange(agent="c", domain="style", before=1500, after=1600)]
-    )
-    run = Run(start(consensus="judge", judge_selection="elo"), ratings=ratings)
-    end = run.play({"a": "a", "b": "b", "c": "b", "judge": "a"})
-    judge_phase = next(e for e in run.events if isinstance(e, PhaseStarted) and e.phase == "judge")
-    assert [t.agent for t in judge_phase.turns] == ["c"]  # highest rated in the domain
-    assert isinstance(end, DebateCompleted)
-    assert (end.status, end.consensus.winner, end.consensus.method) == ("consensus", "a", "judge")
-    assert end.consensus.confidence == 0.8  # the judge's, not a constant
-
-
-def test_a_failed_judge_falls_back_to_majority() -> None:
-    run = Run(start(consensus="judge", judge_selection="last"))
-    end = run.play({"a": "b", "b": "b", "c": "a"}, fail={("c", "judge")})
-    assert isinstance(end, DebateCompleted)
-    assert (end.consensus.winner, end.consensus.method) == ("b", "judge")
-    assert "majority" in end.reason
-
-
-def test_none_mode_has_no_vote_only_a_synthesis() -> None:
-    run = Run(start(consensus="none"))
-    end = run.play()
-    assert "vote" not in [p for _, p in run.phases()]
-    assert isinstance(end, DebateCompleted)
-    assert end.status == "no_consensus"
-    assert end.synthesis is not None
-    assert end.ratings == []
-
-
-def test_weighted_votes_use_bounded_elo_weights_recorded_in_the_event() -> None:
-    ratings = elo.Ratings().apply(
-        [RatingChange(agent="c", domain="style", before=1500, after=2500)]
-    )
-    run = Run(start(weighted=True), ratings=ratings)
-    end = run.play({"a": "a", "b": "a", "c": "c"})
-    vote_phase = next(e for e in run.events if isinstance(e, PhaseStarted) and e.phase == "vote")
-    assert vote_phase.weights == {"a": 1.0, "b": 1.0, "c": 1.6}
-    assert isinstance(end, DebateCompleted)
-    # a holds 2.0 of 3.6 weight = 0.556 < 0.6
-    assert end.status == "no_consensus"
-
-
-def test_near_identical_answers_merge_as_one_choice() -> None:
-    same = "We should adopt spaces everywhere for consistency and tooling support."
-
-    def answer(cmd: RunTurn) -> AgentTurnSucceeded:
-        text = same if cmd.agent in ("a", "b") else f"Tabs are better, says {cmd.agent}."
-        return ok(cmd, content=text)
-
-    end = Run(start()).play({"a": "a", "b": "b", "c": "c"}, answer=answer)
-    assert isinstance(end, DebateCompleted)
-    assert end.consensus.winner == "a"  # a and b's identical answers count together
-    assert end.status == "consensus"
-
-
-def test_quorum_missing_votes_fails_with_insufficient_participation() -> None:
-    end = Run(start()).play({"a": "a"})
-    assert isinstance(end, DebateFailed)
-    assert end.reason.startswith("insufficient_participation")
-
-
-def test_no_valid_vote_at_all_fails_instead_of_claiming_agreement() -> None:
-    end = Run(start()).play({})
-    assert isinstance(end, DebateFailed)
-    assert "insufficient_participation" in end.reason
 
 
 def test_failed_turns_are_recorded_and_the_debate_goes_on_while_quorum_holds() -> None:
@@ -421,38 +209,10 @@ def test_queue_then_dequeue_then_cancel() -> None:
     assert domain.decide_cancel(domain.evolve(state, end), ctx(), "again", "c3") == domain.NOTHING
 
 
-def test_ratings_move_for_the_winner_and_are_recorded() -> None:
-    end = Run(start()).play({"a": "b", "b": "b", "c": "b"})
-    assert isinstance(end, DebateCompleted)
-    changes = {(r.agent, r.domain): r for r in end.ratings}
-    assert changes[("b", "style")].after > 1500 > changes[("a", "style")].after
-    assert ("b", elo.OVERALL) in changes
-    assert changes[("b", "style")].brier == pytest.approx((0.8 - 1) ** 2)
-
-
 def test_replaying_the_events_rebuilds_the_same_state() -> None:
     run = Run(start(rounds=2))
     run.play({"a": "c", "b": "c", "c": "c"})
     assert domain.replay(run.events) == run.state
-
-
-@settings(max_examples=60, deadline=None)
-@given(
-    choices=st.lists(st.sampled_from(["a", "b", "c", None]), min_size=3, max_size=3),
-    order=st.permutations([0, 1, 2]),
-)
-def test_outcome_does_not_depend_on_the_order_votes_arrive(
-    choices: list[str | None], order: list[int]
-) -> None:
-    ballots = [
-        (voter, Vote(choice=c, confidence=0.7) if c else None)
-        for voter, c in zip(AGENTS, choices, strict=True)
-    ]
-    answers = {a: f"distinct answer number {i} about {a}" for i, a in enumerate(AGENTS)}
-    kwargs = {"agents": AGENTS, "candidates": AGENTS, "threshold": 0.6, "answers": answers}
-    forward = tally.tally(ballots=ballots, **kwargs)  # type: ignore[arg-type]
-    shuffled = tally.tally(ballots=[ballots[i] for i in order], **kwargs)  # type: ignore[arg-type]
-    assert forward == shuffled
 
 
 @settings(max_examples=25, deadline=None)
@@ -463,20 +223,3 @@ def test_replay_of_any_debate_reproduces_the_stored_outcome(votes: list[str]) ->
     replayed = domain.replay(run.events)
     assert replayed is not None
     assert replayed.terminal == end
-
-
-def test_severe_critiques_of_the_winner_are_unresolved_tensions() -> None:
-    def answer(cmd: RunTurn) -> AgentTurnSucceeded:
-        if cmd.phase == "critique":
-            crits = [
-                Critique(target=t, issues=[f"{t} ignores migration cost"], severity=8)
-                for t in cmd.targets
-            ]
-            return ok(cmd, critiques=crits)
-        return ok(cmd)
-
-    end = Run(start()).play({"a": "b", "b": "b", "c": "c"}, answer=answer)
-    assert isinstance(end, DebateCompleted)
-    assert end.proof is not None
-    assert "a on b: b ignores migration cost" in end.proof.tensions
-    assert "b ignores migration cost" in end.proof.dissent[0].reasons
