@@ -7,8 +7,6 @@ are :class:`~aragora.agent_runner.providers.http_retry.HttpProvider`'s.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -70,36 +68,15 @@ class AnthropicProvider(HttpProvider):
 
     kind: str = "anthropic"
 
-    def __init__(
-        self,
-        *,
-        http: httpx.AsyncClient,
-        base_url: str,
-        model: str,
-        api_key: str = "",
-        persona: str = "",
-        max_tokens: int = MAX_TOKENS,
-        backoff_base_s: float = 0.25,
-        backoff_max_s: float = 8.0,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
-        super().__init__(
-            http=http,
-            url=messages_url(base_url),
-            model=model,
-            api_key=api_key,
-            persona=persona,
-            backoff_base_s=backoff_base_s,
-            backoff_max_s=backoff_max_s,
-            sleep=sleep,
-        )
-        self._max_tokens = max_tokens
+    @staticmethod
+    def endpoint(base_url: str, model: str) -> str:
+        return messages_url(base_url)
 
     def _body(self, messages: list[ChatMessage]) -> object:
         system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
         body: dict[str, Any] = {
             "model": self._model,
-            "max_tokens": self._max_tokens,
+            "max_tokens": MAX_TOKENS,
             "messages": [
                 {"role": m["role"], "content": m["content"]}
                 for m in messages

@@ -7,8 +7,6 @@ logs). Retries are :class:`~aragora.agent_runner.providers.http_retry.HttpProvid
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -60,28 +58,9 @@ class GeminiProvider(HttpProvider):
 
     kind: str = "gemini"
 
-    def __init__(
-        self,
-        *,
-        http: httpx.AsyncClient,
-        base_url: str,
-        model: str,
-        api_key: str = "",
-        persona: str = "",
-        backoff_base_s: float = 0.25,
-        backoff_max_s: float = 8.0,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
-        super().__init__(
-            http=http,
-            url=generate_url(base_url, model),
-            model=model,
-            api_key=api_key,
-            persona=persona,
-            backoff_base_s=backoff_base_s,
-            backoff_max_s=backoff_max_s,
-            sleep=sleep,
-        )
+    @staticmethod
+    def endpoint(base_url: str, model: str) -> str:
+        return generate_url(base_url, model)
 
     def _body(self, messages: list[ChatMessage]) -> object:
         system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")

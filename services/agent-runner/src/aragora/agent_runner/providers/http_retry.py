@@ -97,11 +97,16 @@ class HttpProvider:
 
     kind: str = ""
 
+    @staticmethod
+    def endpoint(base_url: str, model: str) -> str:
+        """The URL this API's completion is POSTed to (each adapter names its own)."""
+        raise NotImplementedError
+
     def __init__(
         self,
         *,
         http: httpx.AsyncClient,
-        url: str,
+        base_url: str,
         model: str,
         api_key: str = "",
         persona: str = "",
@@ -110,7 +115,7 @@ class HttpProvider:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._http = http
-        self._url = url
+        self._url = self.endpoint(base_url, model)
         self._model = model
         self._api_key = Secret(api_key)
         self._persona = persona

@@ -7,9 +7,6 @@ adapter; this module only builds the request and reads the answer.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-
 import httpx
 import msgspec
 
@@ -65,28 +62,9 @@ class OpenAICompatibleProvider(HttpProvider):
 
     kind: str = "openai-compatible"
 
-    def __init__(
-        self,
-        *,
-        http: httpx.AsyncClient,
-        base_url: str,
-        model: str,
-        api_key: str = "",
-        persona: str = "",
-        backoff_base_s: float = 0.25,
-        backoff_max_s: float = 8.0,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
-        super().__init__(
-            http=http,
-            url=base_url.rstrip("/") + "/chat/completions",
-            model=model,
-            api_key=api_key,
-            persona=persona,
-            backoff_base_s=backoff_base_s,
-            backoff_max_s=backoff_max_s,
-            sleep=sleep,
-        )
+    @staticmethod
+    def endpoint(base_url: str, model: str) -> str:
+        return base_url.rstrip("/") + "/chat/completions"
 
     def _body(self, messages: list[ChatMessage]) -> object:
         return {"model": self._model, "messages": messages, "temperature": TEMPERATURE}
