@@ -6,9 +6,10 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 PACKAGES := libs/contracts/src libs/runtime/src libs/cli/src services/gateway/src \
-	services/orchestrator/src services/agent-runner/src tools/fake-provider/src
+	services/orchestrator/src services/agent-runner/src services/ratelimit/src \
+	tools/fake-provider/src
 
-.PHONY: serve test lint format typecheck unit integration e2e sync clean
+.PHONY: serve test lint format typecheck unit integration e2e sync clean deploy-tools
 
 $(UV):
 	@echo "installing uv into $(TOOLS)/ (first run only)"
@@ -24,8 +25,11 @@ sync: $(VENV)/.synced
 serve: sync ## run the whole stack: API :8080, WebSocket :8766
 	@exec $(VENV)/bin/aragora serve
 
-test: sync lint typecheck ## the whole suite: lint, types, unit, integration, end-to-end
+test: sync lint typecheck deploy-tools ## the whole suite: lint, types, unit, integration, end-to-end
 	@$(VENV)/bin/pytest -q -p no:cacheprovider
+
+deploy-tools: $(UV) ## helm, kubectl and promtool for tests/deploy (into .tools/bin, first run only)
+	@bash scripts/install-deploy-tools.sh
 
 lint: sync
 	@$(VENV)/bin/ruff check .

@@ -41,6 +41,7 @@ TABLES = {
     "gw_ratings": "domain, agent",
     "gw_rating_history": "debate_id, agent, domain",
     "gw_projection_positions": "name",
+    "gw_usage": "turn_id",
 }
 
 
@@ -79,6 +80,7 @@ async def snapshot(gw: Gateway) -> dict[str, Any]:
             d: await get(f"/api/agents/leaderboard?domain={d}") for d in ("all", "general")
         },
         "agents": {a: await get(f"/api/agents/{a}") for a in agents},
+        "usage": await get("/api/billing/usage?limit=500"),
         "tables": await tables(gw.deps.readmodel),
     }
 

@@ -39,6 +39,8 @@ from aragora.cli.client import (
     follow_debate,
 )
 from aragora.contracts.messages import DebateCompleted, DebateCreated, DebateFailed
+from aragora.runtime.credentials import find_token
+from aragora.runtime.settings import load_settings
 
 DEFAULT_URL = "http://localhost:8080"
 URL_ENV = "ARAGORA_URL"
@@ -105,6 +107,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="who critiques whom (default: all-to-all)",
     )
     parser.add_argument("--domain", help="rating domain of the debate (default: general)")
+    parser.add_argument(
+        "--max-cost-usd",
+        type=float,
+        default=None,
+        metavar="USD",
+        dest="max_cost_usd",
+        help="budget: past it the debate ends budget_exceeded (default: no limit)",
+    )
     parser.add_argument(
         "--url",
         default=None,
@@ -236,6 +246,13 @@ def _make_sink(as_json: bool, console: Console) -> _Sink:
 
 
 def _bad_request_message(exc: BadRequest) -> str:
+    if exc.status_code == 401:
+        return (
+            f"the gateway wants a token ({exc.detail}): set ARAGORA_API_TOKEN, or run from "
+            "the directory `make serve` runs in (the CLI reads ARAGORA_DATA_DIR/api-token)"
+        )
+    if exc.status_code == 403:
+        return f"the gateway refused: {exc.detail}"
     message = f"the gateway rejected the request (HTTP {exc.status_code}): {exc.detail}"
     if exc.extra:
         message += "\n  " + json.dumps(exc.extra, ensure_ascii=False, default=str)
@@ -252,11 +269,18 @@ async def ask(
     backoff: Backoff | None = None,
     protocol: dict[str, Any] | None = None,
     domain: str | None = None,
+    token: str = "",
 ) -> int:
     """Create the debate, stream it to ``sink``; return the exit code."""
     try:
         debate_id = await create_debate(
-            url, question, agents=agents, rounds=rounds, protocol=protocol, domain=domain
+            url,
+            question,
+            agents=agents,
+            rounds=rounds,
+            protocol=protocol,
+            domain=domain,
+            token=token,
         )
     except GatewayUnreachable:
         _error(f"cannot reach the Aragora gateway at {url} - is `make serve` running?")
@@ -269,7 +293,9 @@ async def ask(
         return EXIT_USAGE
     sink.started(debate_id)
     try:
-        stream = follow_debate(url, debate_id, backoff=backoff, on_reconnect=sink.reconnecting)
+        stream = follow_debate(
+            url, debate_id, backoff=backoff, on_reconnect=sink.reconnecting, token=token
+        )
         async with contextlib.aclosing(stream) as events:
             async for received in events:
                 sink.show(received)
@@ -311,10 +337,11 @@ def run(args: argparse.Namespace) -> int:
                 backoff=RECONNECT_BACKOFF,
                 protocol={
                     key: value
-                    for key in ("consensus", "preset", "topology")
+                    for key in ("consensus", "preset", "topology", "max_cost_usd")
                     if (value := getattr(args, key, None)) is not None
                 },
                 domain=args.domain,
+                token=find_token(load_settings()),
             )
         )
     except KeyboardInterrupt:

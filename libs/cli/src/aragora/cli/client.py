@@ -133,6 +133,7 @@ async def create_debate(
     protocol: dict[str, Any] | None = None,
     domain: str | None = None,
     http_timeout: float = 10.0,
+    token: str = "",
 ) -> str:
     """Ask the gateway to start a debate; return its id."""
     body: dict[str, Any] = {"topic": topic}
@@ -145,7 +146,9 @@ async def create_debate(
     if domain is not None:
         body["domain"] = domain
     try:
-        async with httpx.AsyncClient(base_url=base_url, timeout=http_timeout) as http:
+        async with httpx.AsyncClient(
+            base_url=base_url, timeout=http_timeout, headers=auth_headers(token)
+        ) as http:
             response = await http.post("/api/debates", json=body)
     except httpx.TransportError as exc:
         raise GatewayUnreachable(base_url, str(exc) or type(exc).__name__) from exc
@@ -160,6 +163,10 @@ async def create_debate(
     except (ValueError, KeyError, TypeError) as exc:
         raise GatewayError("the gateway's answer has no debate id") from exc
     return str(debate_id)
+
+
+def auth_headers(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 def events_url(base_url: str, debate_id: str, since: int) -> str:
@@ -182,6 +189,7 @@ async def follow_debate(
     backoff: Backoff | None = None,
     on_reconnect: ReconnectHook | None = None,
     open_timeout: float = 10.0,
+    token: str = "",
 ) -> AsyncGenerator[Received, None]:
     """Yield the debate's events in ``seq`` order, each once, ending with the terminal one.
 
@@ -196,7 +204,9 @@ async def follow_debate(
         reason = "the connection closed before the debate ended"
         try:
             async with connect(
-                events_url(base_url, debate_id, last_seq), open_timeout=open_timeout
+                events_url(base_url, debate_id, last_seq),
+                open_timeout=open_timeout,
+                additional_headers=auth_headers(token),
             ) as ws:
                 async for frame in ws:
                     failing_since, delays = None, backoff.delays()

@@ -29,8 +29,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "projections",
         help="rebuild the gateway's read models from the event stream, or show their position",
         description=(
-            "The gateway's projections: `debates` (debate views and their events) and "
-            "`ratings` (the leaderboard), built from the ARAGORA_EVENTS stream."
+            "The gateway's projections: `debates` (debate views, their events and turn "
+            "usage) and `ratings` (the leaderboard), built from the ARAGORA_EVENTS stream."
         ),
     )
     actions = parser.add_subparsers(dest="projections_command", required=True)

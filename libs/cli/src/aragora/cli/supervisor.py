@@ -1,9 +1,9 @@
 """``aragora serve``: the whole stack on one host, each service its own process.
 
 Starts nats-server from the wheel (unless ARAGORA_NATS_URL points at one), then the
-orchestrator, agent-runner(s) and gateway; restarts a service that dies, with backoff, and
-the embedded nats-server too (same port, same store: the services reconnect on their own);
-on SIGTERM/SIGINT stops them in dependency order (gateway, runners, orchestrator — whose
+orchestrator, agent-runner(s), ratelimit and gateway; restarts a service that dies, with
+backoff, and the embedded nats-server too (same port, same store: the services reconnect on
+their own); on SIGTERM/SIGINT stops them in dependency order (gateway, runners, orchestrator — whose
 relay drains the outbox — then NATS) and leaves no process behind: children also get
 SIGTERM from the kernel if the supervisor itself is killed (PR_SET_PDEATHSIG).
 """
@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aragora.runtime.credentials import ensure_local_token, token_path
 from aragora.runtime.natsserver import EmbeddedNats, NatsServerError, port_open
 from aragora.runtime.settings import Settings
 
@@ -89,6 +90,9 @@ class Supervisor:
             (f"agent-runner-{i + 1}" if runners > 1 else "agent-runner", "aragora.agent_runner")
             for i in range(runners)
         ]
+        # In-memory limits unless ARAGORA_ENABLE_REDIS_RATE_LIMIT=1 (the embedded default
+        # never touches a Redis of the machine's).
+        names.append(("ratelimit", "aragora.ratelimit"))
         names.append(("gateway", "aragora.gateway"))
         self.children = [
             Child(name, module, {**env, "ARAGORA_INSTANCE_ID": name}) for name, module in names
@@ -125,7 +129,10 @@ class Supervisor:
             if port_open(host, self.settings.api_port) and port_open(host, self.settings.ws_port):
                 api = f"http://localhost:{self.settings.api_port}"
                 self._say(f"ready: API {api}  WebSocket ws://localhost:{self.settings.ws_port}")
+                token = token_path(self.settings)
+                where = "$ARAGORA_API_TOKEN" if self.settings.api_token else f"$(cat {token})"
                 self._say(f"try:   curl {api}/api/health")
+                self._say(f'       curl -H "Authorization: Bearer {where}" {api}/api/debates')
                 cli = os.path.relpath(Path(sys.executable).parent / "aragora")
                 self._say(f'       {cli} ask "Should we adopt a 4-day work week?"')
                 self._say("stop:  Ctrl-C")
@@ -184,7 +191,9 @@ class Supervisor:
 
     def stop(self) -> None:
         self._stopping = True
-        self._say("stopping: gateway, agent-runners, orchestrator (drains its outbox), NATS")
+        self._say(
+            "stopping: gateway, agent-runners and ratelimit, orchestrator (drains its outbox), NATS"
+        )
         if not self._nats_alive():
             self._start_nats()  # so that the orchestrator can drain its outbox
         order = sorted(
@@ -223,6 +232,9 @@ def serve(settings: Settings, runners: int = 1) -> int:
             "PYTHONUNBUFFERED": "1",
         }
     )
+    # Secure by default: the gateway's owner token (ARAGORA_API_TOKEN, else one generated
+    # into the data dir) reaches only the processes it starts, never the terminal or logs.
+    env["ARAGORA_API_TOKEN"] = ensure_local_token(settings)
     supervisor = Supervisor(settings, env, runners=runners)
 
     def on_signal(signum: int, frame: object) -> None:

@@ -113,6 +113,14 @@ class TurnCompleted(DebateEvent, frozen=True, kw_only=True, tag="debate.turn_com
     structured: bool = True  # False: the answer could not be parsed, even when re-asked
     parse_error: str = ""
     rejected_answers: list[str] = []  # unparsable answers that were re-asked
+    provider: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0  # from the price table in force when the turn ran
+    # Fallback: the agent whose provider actually answered for ``agent`` (empty: itself),
+    # and why the turn was routed there (quota error, open circuit breaker).
+    served_by: str = ""
+    fallback_reason: str = ""
 
 
 class ConvergenceMeasured(
@@ -150,7 +158,7 @@ class DebateCompleted(DebateEvent, frozen=True, kw_only=True, tag="debate.comple
 
 
 class DebateFailed(DebateEvent, frozen=True, kw_only=True, tag="debate.failed"):
-    status: Literal["failed", "timeout", "cancelled"]
+    status: Literal["failed", "timeout", "cancelled", "budget_exceeded"]
     reason: str
     failures: list[AgentFailure] = []
 
@@ -255,6 +263,9 @@ class AgentTurnSucceeded(AgentEvent, frozen=True, kw_only=True, tag="agent.turn_
     structured: bool = True
     parse_error: str = ""
     rejected_answers: list[str] = []
+    cost_usd: float = 0.0
+    served_by: str = ""  # a fallback agent answered instead of ``agent`` (see TurnCompleted)
+    fallback_reason: str = ""
 
 
 class AgentTurnFailed(AgentEvent, frozen=True, kw_only=True, tag="agent.turn_failed"):

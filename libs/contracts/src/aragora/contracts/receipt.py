@@ -34,6 +34,7 @@ from aragora.contracts.values import (
     AgentFailure,
     Consensus,
     ConsensusProof,
+    Phase,
     Protocol,
     TerminalStatus,
 )
@@ -59,6 +60,17 @@ class ProvenanceEntry(msgspec.Struct, frozen=True, kw_only=True):
     sha256: str
 
 
+class Substitution(msgspec.Struct, frozen=True, kw_only=True):
+    """A turn answered by a fallback agent instead of the debate's agent, and why."""
+
+    agent: str
+    served_by: str
+    turn_id: str
+    round: int
+    phase: Phase
+    reason: str
+
+
 class Receipt(msgspec.Struct, frozen=True, kw_only=True):
     """What was asked, how it was decided and the hashes that tie it to the event log."""
 
@@ -78,6 +90,7 @@ class Receipt(msgspec.Struct, frozen=True, kw_only=True):
     provenance: list[ProvenanceEntry]
     provenance_root: str
     issued_at: str
+    substitutions: list[Substitution] = []  # turns a fallback agent answered
 
 
 class SignedReceipt(msgspec.Struct, frozen=True, kw_only=True):
@@ -192,6 +205,18 @@ def build_receipt(events: Sequence[DebateEvent], issued_at: datetime) -> Receipt
         provenance=provenance,
         provenance_root=provenance_root(provenance),
         issued_at=issued_at.isoformat(),
+        substitutions=[
+            Substitution(
+                agent=e.agent,
+                served_by=e.served_by,
+                turn_id=e.turn_id,
+                round=e.round,
+                phase=e.phase,
+                reason=e.fallback_reason,
+            )
+            for e in turns
+            if isinstance(e, TurnCompleted) and e.served_by
+        ],
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 
-from aragora.contracts.receipt import SignedReceipt
+from aragora.contracts.receipt import SignedReceipt, Substitution
 from aragora.contracts.values import AgentFailure
 
 _MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_{}[]()#+-.!|~>"})
@@ -60,6 +60,10 @@ def _failure_text(f: AgentFailure) -> str:
     return f"{f.agent}: {f.reason} (round {f.round}, {f.phase}, turn {f.turn_id})"
 
 
+def _substitution_text(s: Substitution) -> str:
+    return f"{s.agent}, round {s.round} {s.phase}: answered by {s.served_by} ({s.reason})"
+
+
 def render_markdown(signed: SignedReceipt) -> str:
     """The receipt as a Markdown document (debate text escaped, never live markup)."""
     r = signed.receipt
@@ -73,6 +77,9 @@ def render_markdown(signed: SignedReceipt) -> str:
     if r.failures:
         out += ["", "## Agent failures", ""]
         out += [f"- {_md(_failure_text(f))}" for f in r.failures]
+    if r.substitutions:
+        out += ["", "## Turns answered by a fallback agent", ""]
+        out += [f"- {_md(_substitution_text(s))}" for s in r.substitutions]
     out += ["", "## Provenance", "", "| seq | type | agent | sha256 |", "|---|---|---|---|"]
     out += [
         f"| {e.seq} | {_md(e.type)} | {_md(e.agent or '-')} | `{_md(e.sha256)}` |"
@@ -127,6 +134,9 @@ def render_html(signed: SignedReceipt) -> str:
     if r.failures:
         items = "".join(f"<li>{e(_failure_text(f))}</li>" for f in r.failures)
         parts.append(f"<h2>Agent failures</h2><ul>{items}</ul>")
+    if r.substitutions:
+        items = "".join(f"<li>{e(_substitution_text(s))}</li>" for s in r.substitutions)
+        parts.append(f"<h2>Turns answered by a fallback agent</h2><ul>{items}</ul>")
     entries = "".join(
         f"<tr><td>{p.seq}</td><td>{e(p.type)}</td><td>{e(p.agent or '-')}</td>"
         f"<td><code>{e(p.sha256)}</code></td></tr>"

@@ -15,9 +15,11 @@ JudgeSelection = Literal["random", "elo", "last"]
 Preset = Literal["light", "standard", "thorough"]
 Position = Literal["AGREE", "DISAGREE", "ABSTAIN", "CONDITIONAL"]
 ConvergenceStatus = Literal["converged", "refining", "diverging"]
-TerminalStatus = Literal["consensus", "no_consensus", "failed", "timeout", "cancelled"]
+TerminalStatus = Literal[
+    "consensus", "no_consensus", "failed", "timeout", "cancelled", "budget_exceeded"
+]
 FailureReason = Literal[
-    "timeout", "provider_error", "unknown_agent", "rejected", "no_result", "unparsable"
+    "timeout", "provider_error", "unknown_agent", "rejected", "no_result", "unparsable", "quota"
 ]
 
 PRESET_ROUNDS: dict[str, int] = {"light": 2, "standard": 3, "thorough": 6}
@@ -39,6 +41,9 @@ class Protocol(msgspec.Struct, frozen=True, kw_only=True):
     turn_timeout_seconds: float = 60.0
     phase_timeout_seconds: float = 0.0  # 0: a phase is bounded by its turns' deadline
     debate_timeout_seconds: float = 1800.0
+    # USD the debate's turns may cost (0: no limit). Past it no further phase starts and
+    # the debate ends ``budget_exceeded`` once the turns in flight have landed.
+    max_cost_usd: float = 0.0
 
 
 class TurnSpec(msgspec.Struct, frozen=True, kw_only=True):

@@ -31,7 +31,12 @@ from nats.js.kv import KeyValue
 
 from aragora.contracts import codec
 from aragora.contracts.messages import AgentBreakerChanged, BreakerStateName
-from aragora.contracts.subjects import BREAKERS_BUCKET, breaker_event_subject, subject_token
+from aragora.contracts.subjects import (
+    BREAKERS_BUCKET,
+    EVENTS_STREAM,
+    breaker_event_subject,
+    subject_token,
+)
 
 log = logging.getLogger("aragora.breakers")
 
@@ -131,9 +136,18 @@ class KVBreakerStore:
                                 description="Per-agent circuit-breaker state",
                                 history=1,
                                 storage=StorageType.FILE,
+                                replicas=await self._replicas(),
                             )
                         )
         return self._kv
+
+    async def _replicas(self) -> int:
+        """As many replicas as the events stream (ARAGORA_STREAM_REPLICAS made it)."""
+        try:
+            info = await self.js.stream_info(EVENTS_STREAM.name)
+        except Exception:
+            return 1
+        return max(info.config.num_replicas or 1, 1)
 
     async def _read(self, key: str) -> tuple[BreakerState, int | None]:
         kv = await self.kv()
@@ -201,7 +215,7 @@ class KVBreakerStore:
             reason=reason,
         )
         log.warning(
-            "circuit breaker %s: %s -> %s",
+            "circuit_breaker %s: %s -> %s",
             agent,
             old.state,
             new.state,

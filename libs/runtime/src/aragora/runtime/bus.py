@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,10 +39,24 @@ from nats.js.api import (
 )
 
 from aragora.contracts.subjects import STREAMS, StreamSpec, dead_letter_subject
+from aragora.runtime import tracing
+from aragora.runtime.metrics import (
+    bus_handle_seconds,
+    bus_messages,
+    bus_redeliveries,
+    metrics_enabled,
+    sample_lag,
+)
 
 log = logging.getLogger("aragora.bus")
 
 Handler = Callable[[Msg], Awaitable[None]]
+_OUTCOMES = ("acked", "retried", "dead_lettered")
+_NO_LEADER = (
+    nats.js.errors.NoStreamResponseError,
+    nats.errors.NoRespondersError,
+    nats.js.errors.ServiceUnavailableError,
+)
 
 
 class Transient(Exception):
@@ -118,7 +133,7 @@ async def connect(servers: list[str], name: str, *, connect_timeout: float = 30.
     return conn
 
 
-def _stream_config(spec: StreamSpec) -> StreamConfig:
+def _stream_config(spec: StreamSpec, replicas: int = 1) -> StreamConfig:
     return StreamConfig(
         name=spec.name,
         description=spec.description,
@@ -128,13 +143,19 @@ def _stream_config(spec: StreamSpec) -> StreamConfig:
         else RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
         duplicate_window=spec.duplicate_window_seconds,
+        num_replicas=replicas,
     )
 
 
-async def ensure_streams(js: JetStreamContext, specs: tuple[StreamSpec, ...] = STREAMS) -> None:
-    """Create the streams, or update them to the current definition (idempotent)."""
+async def ensure_streams(
+    js: JetStreamContext, specs: tuple[StreamSpec, ...] = STREAMS, *, replicas: int = 1
+) -> None:
+    """Create the streams, or update them to the current definition (idempotent).
+
+    ``replicas`` (ARAGORA_STREAM_REPLICAS) is each stream's JetStream replication factor;
+    on a cluster 3 keeps every stream available with one server down."""
     for spec in specs:
-        config = _stream_config(spec)
+        config = _stream_config(spec, replicas)
         try:
             await js.add_stream(config)
         except nats.js.errors.BadRequestError:
@@ -149,11 +170,26 @@ async def publish(
     headers: dict[str, str] | None = None,
     timeout: float = 5.0,
 ) -> int:
-    """Publish and wait for the stream's ack; duplicates (same msg id) are no-ops."""
+    """Publish and wait for the stream's ack; duplicates (same msg id) are no-ops.
+
+    While a clustered stream elects a new leader (a server died) nobody answers for a
+    moment: the publish is retried, with the same msg id, until ``timeout`` runs out."""
     all_headers = {"Nats-Msg-Id": msg_id, **(headers or {})}
-    ack = await js.publish(subject, payload, headers=all_headers, timeout=timeout)
-    seq: int = ack.seq
-    return seq
+    tracing.inject(all_headers)  # traceparent of the current span (nothing when off)
+    loop = asyncio.get_running_loop()
+    deadline, delay = loop.time() + timeout, 0.05
+    while True:
+        remaining = max(deadline - loop.time(), 0.1)
+        try:
+            ack = await js.publish(subject, payload, headers=all_headers, timeout=remaining)
+        except _NO_LEADER:
+            if loop.time() + delay >= deadline:
+                raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
+            continue
+        seq: int = ack.seq
+        return seq
 
 
 @dataclass
@@ -181,6 +217,11 @@ class Consumer:
         self._inflight: set[asyncio.Task[None]] = set()
         conn.reconnected.append(self._reconnected)
         self.handled = 0
+        durable = spec.durable
+        self._span_name = f"{durable} process"
+        self._redeliveries = bus_redeliveries.labels(durable)
+        self._handle_seconds = bus_handle_seconds.labels(durable)
+        self._outcomes = {o: bus_messages.labels(durable, o) for o in _OUTCOMES}
 
     def _config(self) -> ConsumerConfig:
         s = self.spec
@@ -194,6 +235,21 @@ class Consumer:
         )
 
     async def run(self) -> None:
+        sampler = (
+            asyncio.create_task(
+                sample_lag(self.conn.js, self.spec.stream, self.spec.durable, self._stopping)
+            )
+            if metrics_enabled()
+            else None
+        )
+        try:
+            await self._run()
+        finally:
+            if sampler is not None:
+                sampler.cancel()
+                await asyncio.gather(sampler, return_exceptions=True)
+
+    async def _run(self) -> None:
         backoff = 0.1
         while not self._stopping.is_set():
             sub: JetStreamContext.PullSubscription | None = None
@@ -268,9 +324,25 @@ class Consumer:
 
     async def _handle_one(self, msg: Msg) -> None:
         deliveries = msg.metadata.num_delivered
+        on = metrics_enabled()
+        if deliveries > 1 and on:
+            self._redeliveries.inc()
         if deliveries > self.spec.max_deliver:
             await self._dead_letter(msg, f"gave up after {deliveries - 1} deliveries")
+            if on:
+                self._outcomes["dead_lettered"].inc()
             return
+        started = time.perf_counter()
+        with tracing.consumer_span(
+            self._span_name, msg.headers, msg.subject, self.spec.durable, deliveries
+        ):
+            outcome = await self._process(msg, deliveries)
+        if on:
+            self._handle_seconds.observe(time.perf_counter() - started)
+            self._outcomes[outcome].inc()
+
+    async def _process(self, msg: Msg, deliveries: int) -> str:
+        """Run the handler and settle the message; returns the outcome (a metric label)."""
         keepalive = asyncio.create_task(self._keep_in_progress(msg))
         try:
             await self.handler(msg)
@@ -282,7 +354,7 @@ class Consumer:
             raise
         except Poison as exc:
             await self._dead_letter(msg, str(exc))
-            return
+            return "dead_lettered"
         except Exception as exc:
             delay = min(0.2 * 2 ** (deliveries - 1), 10.0)
             level = logging.INFO if isinstance(exc, Transient) else logging.WARNING
@@ -297,7 +369,7 @@ class Consumer:
             )
             with contextlib.suppress(Exception):
                 await msg.nak(delay=delay)
-            return
+            return "retried"
         finally:
             keepalive.cancel()
         try:
@@ -305,6 +377,7 @@ class Consumer:
             self.handled += 1
         except Exception as exc:  # effect is durable and idempotent: a redelivery is harmless
             log.info("consumer %s: ack failed (%s); will be redelivered", self.spec.durable, exc)
+        return "acked"
 
     async def _keep_in_progress(self, msg: Msg) -> None:
         interval = max(self.spec.ack_wait / 3, 0.5)

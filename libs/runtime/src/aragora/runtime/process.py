@@ -1,4 +1,4 @@
-"""Process entry helper: logging, uvloop, and graceful stop on SIGTERM/SIGINT."""
+"""Process entry helper: logging, metrics, traces, Sentry, uvloop, graceful SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ from collections.abc import Awaitable, Callable
 
 import uvloop
 
+from aragora.runtime.errortracking import configure_sentry, flush_sentry
 from aragora.runtime.logs import configure_logging
+from aragora.runtime.metrics import configure_metrics, serve_metrics
 from aragora.runtime.settings import Settings, SettingsError, load_settings
+from aragora.runtime.tracing import configure_tracing, shutdown_tracing
 
 log = logging.getLogger("aragora.process")
 
@@ -24,7 +27,11 @@ def run_service(service: str, service_main: ServiceMain) -> None:
         settings = load_settings()
     except SettingsError as exc:
         raise SystemExit(f"{service}: configuration error: {exc}") from None
-    configure_logging(service, settings.log_level)
+    configure_logging(service, settings.log_level, settings.log_dir)
+    configure_metrics(settings)
+    configure_sentry(service, settings)
+    configure_tracing(service, settings)
+    metrics_server = serve_metrics(settings, service)
 
     async def runner() -> None:
         stop = asyncio.Event()
@@ -35,4 +42,11 @@ def run_service(service: str, service_main: ServiceMain) -> None:
         await service_main(settings, stop)
         log.info("service stopped")
 
-    uvloop.run(runner())
+    try:
+        uvloop.run(runner())
+    finally:
+        if metrics_server is not None:
+            metrics_server.shutdown()
+            metrics_server.server_close()
+        shutdown_tracing()
+        flush_sentry()

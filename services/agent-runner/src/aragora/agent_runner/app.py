@@ -6,10 +6,9 @@ import asyncio
 import contextlib
 import logging
 
-import httpx
-
 from aragora.agent_runner.rpc import AgentRpc
 from aragora.agent_runner.service import TurnRunner
+from aragora.agent_runner.traced_http import http_client
 from aragora.contracts import subjects
 from aragora.contracts.subjects import COMMANDS_STREAM
 from aragora.runtime import bus
@@ -22,8 +21,8 @@ log = logging.getLogger("aragora.agent_runner")
 async def run(settings: Settings, stop: asyncio.Event) -> None:
     registry = load_registry(settings)
     conn = await bus.connect(settings.nats_servers, name="aragora-agent-runner")
-    await bus.ensure_streams(conn.js)
-    async with httpx.AsyncClient(timeout=httpx.Timeout(None, connect=10.0)) as http:
+    await bus.ensure_streams(conn.js, replicas=settings.stream_replicas)
+    async with http_client() as http:
         runner = TurnRunner(registry, settings, conn.js, http, live=conn.nc)
         consumer = bus.Consumer(
             conn,

@@ -9,7 +9,8 @@ In half-open at most ``half_open_max_calls`` trial calls run at once (across eve
 since the state lives in NATS KV); further calls are refused as if the breaker were open.
 A trial slot whose caller died is reclaimed once it is older than the cooldown.
 
-Defaults per provider kind (failures to open / cooldown seconds; every kind closes after
+Defaults per vendor (:func:`vendor`: the provider kind, or for an OpenAI-compatible agent
+the vendor its base URL points at) (failures to open / cooldown seconds; every kind closes after
 2 successes and allows 1 half-open call): anthropic 3/30, openai 5/60, mistral 4/45,
 openrouter 5/90, gemini 4/45, demo and any other kind 5/30.
 
@@ -28,9 +29,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 import msgspec
 
+from aragora.runtime.agents import AgentSpec
 from aragora.runtime.breakers import BreakerState, reset_state
 
 __all__ = [
@@ -41,6 +44,7 @@ __all__ = [
     "on_success",
     "policy_for",
     "reset",
+    "vendor",
 ]
 
 
@@ -66,6 +70,30 @@ _ENV_FIELDS = {
     "SUCCESSES": ("successes_to_close", int),
     "HALF_OPEN_MAX_CALLS": ("half_open_max_calls", int),
 }
+
+
+_VENDOR_HOSTS = {
+    "openai.com": "openai",
+    "openrouter.ai": "openrouter",
+    "mistral.ai": "mistral",
+    "anthropic.com": "anthropic",
+    "googleapis.com": "gemini",
+}
+
+
+def vendor(spec: AgentSpec | None) -> str:
+    """The policy table's key for an agent: its provider kind, or for an OpenAI-compatible
+    agent the vendor behind its base URL (OpenRouter, Mistral, OpenAI); other servers
+    (Ollama, vLLM, a stand-in) use the ``default`` policy."""
+    if spec is None:
+        return "default"
+    if spec.provider != "openai-compatible":
+        return spec.provider
+    host = (urlsplit(spec.base_url).hostname or "").lower()
+    for suffix, name in _VENDOR_HOSTS.items():
+        if host == suffix or host.endswith("." + suffix):
+            return name
+    return "default"
 
 
 def env_prefix(provider_kind: str) -> str:

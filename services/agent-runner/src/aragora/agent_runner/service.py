@@ -13,6 +13,14 @@ through NATS KV: an open breaker fails the turn at once (``provider_error``) wit
 the provider; timeouts and provider errors (``rejected`` too) count as failures. A breaker
 store that cannot be reached fails open: the turn runs.
 
+Fallback: when an agent's breaker is open or its provider answers that the quota or credit
+is exhausted (``quota``), the turn goes to the agent's fallback chain
+(``AgentRegistry.fallback_chain``: its own ``fallback`` list, else ARAGORA_FALLBACK_AGENTS,
+by default ``openrouter`` when registered), in order, each behind its own breaker and within
+the same turn deadline. A substitute's answer is reported for the original agent with
+``served_by`` and ``fallback_reason`` set; if every substitute fails, the original failure
+stands, its detail naming what each substitute answered. Nothing is dropped silently.
+
 With a core NATS connection (``live``), the answer is streamed while the model writes it:
 coalesced ``TokenDelta`` messages on ``aragora.live.debate.<id>.tokens`` (ephemeral, never
 stored; see ``aragora.agent_runner.streaming``), the last with ``done`` true, published
@@ -26,9 +34,11 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import httpx
+import msgspec
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -38,7 +48,7 @@ from aragora.agent_runner.providers import LLMProvider, ProviderError, build_pro
 from aragora.agent_runner.streaming import DeltaCoalescer
 from aragora.contracts import codec, subjects
 from aragora.contracts.messages import AgentTurnFailed, AgentTurnSucceeded, RunTurn, TokenDelta
-from aragora.runtime import bus
+from aragora.runtime import bus, pricing, tracing
 from aragora.runtime.agents import AgentRegistry
 from aragora.runtime.breakers import BreakerStore, KVBreakerStore, MemoryBreakerStore
 from aragora.runtime.logs import correlation_id_var, debate_id_var
@@ -47,8 +57,26 @@ from aragora.runtime.settings import Settings
 log = logging.getLogger("aragora.agent")
 
 
+MAX_FAILURE_DETAIL = 1000
+
+
 def result_id(turn_id: str) -> str:
     return str(uuid.uuid5(uuid.UUID(turn_id), "result"))
+
+
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    """What every try at one turn shares: the command, the result envelope, the deadline
+    (event-loop clock), the start (monotonic) and the live token stream, if any."""
+
+    command: RunTurn
+    envelope: dict[str, object]
+    deadline: float
+    started: float
+    stream: DeltaCoalescer | None
+
+    def elapsed_ms(self) -> int:
+        return int((time.monotonic() - self.started) * 1000)
 
 
 class TurnRunner:
@@ -77,8 +105,7 @@ class TurnRunner:
 
     def _policy(self, agent: str) -> breaker.BreakerPolicy:
         if agent not in self._policies:
-            spec = self.registry.get(agent)
-            self._policies[agent] = breaker.policy_for(spec.provider if spec else "default")
+            self._policies[agent] = breaker.policy_for(breaker.vendor(self.registry.get(agent)))
         return self._policies[agent]
 
     async def _admit(self, agent: str) -> str | None:
@@ -141,73 +168,119 @@ class TurnRunner:
             "turn_id": command.turn_id,
             "agent": command.agent,
         }
-        provider = self._provider(command.agent)
-        if provider is None:
+        if self._provider(command.agent) is None:
             return AgentTurnFailed(
                 **envelope,  # type: ignore[arg-type]
                 reason="unknown_agent",
                 detail=f"agent {command.agent!r} is not in this runner's registry",
             )
-        refused = await self._admit(command.agent)
-        if refused is not None:
-            return AgentTurnFailed(
-                **envelope,  # type: ignore[arg-type]
-                reason="provider_error",
-                detail=refused,
-            )
         started = time.monotonic()
         deadline = asyncio.get_running_loop().time() + command.timeout_seconds
         stream = DeltaCoalescer(command, self._publish_delta) if self.live is not None else None
+        attempt = _Attempt(command, envelope, deadline, started, stream)
         try:
-            return await self._call(provider, command, envelope, deadline, started, stream)
+            result, why = await self._attempt(command.agent, attempt)
+            if why is None:
+                return result
+            return await self._fall_back(command.agent, attempt, result, why)
         finally:
             if stream is not None:
                 await stream.finish()  # the done delta goes out before the result event
 
-    async def _call(
+    async def _fall_back(
         self,
-        provider: LLMProvider,
-        command: RunTurn,
-        envelope: dict[str, object],
-        deadline: float,
-        started: float,
-        stream: DeltaCoalescer | None,
+        agent: str,
+        attempt: _Attempt,
+        failed: AgentTurnSucceeded | AgentTurnFailed,
+        why: str,
     ) -> AgentTurnSucceeded | AgentTurnFailed:
+        """Try the agent's fallback chain in order; the first success answers the turn."""
+        tried: list[str] = []
+        for alternate in self.registry.fallback_chain(agent):
+            result, _ = await self._attempt(alternate, attempt)
+            if isinstance(result, AgentTurnSucceeded):
+                log.warning(
+                    "agent turn answered by fallback %s for %s (%s)",
+                    alternate,
+                    agent,
+                    why,
+                    extra={"agent": agent, "served_by": alternate},
+                )
+                return msgspec.structs.replace(result, served_by=alternate, fallback_reason=why)
+            tried.append(f"{alternate}: {result.reason}: {result.detail}")
+        if not tried or not isinstance(failed, AgentTurnFailed):
+            return failed
+        detail = f"{failed.detail}; fallback failed too ({'; '.join(tried)})"
+        return msgspec.structs.replace(failed, detail=detail[:MAX_FAILURE_DETAIL])
+
+    async def _attempt(
+        self, agent: str, attempt: _Attempt
+    ) -> tuple[AgentTurnSucceeded | AgentTurnFailed, str | None]:
+        """One agent's try at the turn, and why to fall back (None: the result stands)."""
+        provider = self._provider(agent)
+        if provider is None:
+            failed = AgentTurnFailed(
+                **attempt.envelope,  # type: ignore[arg-type]
+                reason="unknown_agent",
+                detail=f"agent {agent!r} is not in this runner's registry",
+            )
+            return failed, None
+        refused = await self._admit(agent)
+        if refused is not None:
+            failed = AgentTurnFailed(
+                **attempt.envelope,  # type: ignore[arg-type]
+                reason="provider_error",
+                detail=refused,
+            )
+            return failed, refused
+        result = await self._call(agent, provider, attempt)
+        if isinstance(result, AgentTurnFailed) and result.reason == "quota":
+            return result, f"{agent} is out of quota: {result.detail}"
+        return result, None
+
+    async def _call(
+        self, agent: str, provider: LLMProvider, attempt: _Attempt
+    ) -> AgentTurnSucceeded | AgentTurnFailed:
+        command, envelope, stream = attempt.command, attempt.envelope, attempt.stream
         try:
-            async with asyncio.timeout_at(deadline):
+            async with asyncio.timeout_at(attempt.deadline):
                 if stream is None:
-                    output = await provider.run_turn(command, deadline=deadline)
+                    output = await provider.run_turn(command, deadline=attempt.deadline)
                 else:
                     output = await provider.run_turn(
-                        command, deadline=deadline, on_delta=stream.add
+                        command, deadline=attempt.deadline, on_delta=stream.add
                     )
         except TimeoutError:
-            await self._record(command.agent, ok=False)
+            await self._record(agent, ok=False)
             return AgentTurnFailed(
                 **envelope,  # type: ignore[arg-type]
                 reason="timeout",
                 detail=f"no answer within {command.timeout_seconds:g}s",
-                latency_ms=int((time.monotonic() - started) * 1000),
+                latency_ms=attempt.elapsed_ms(),
             )
         except ProviderError as exc:
             if exc.reason != "unknown_agent":
-                await self._record(command.agent, ok=False)
+                await self._record(agent, ok=False)
             return AgentTurnFailed(
                 **envelope,  # type: ignore[arg-type]
                 reason=exc.reason,
                 detail=exc.detail,
-                latency_ms=int((time.monotonic() - started) * 1000),
+                latency_ms=attempt.elapsed_ms(),
             )
-        await self._record(command.agent, ok=True)
+        await self._record(agent, ok=True)
+        model = output.model
         return AgentTurnSucceeded(
             **envelope,  # type: ignore[arg-type]
             content=output.content,
             vote=output.vote,
-            latency_ms=int((time.monotonic() - started) * 1000),
+            latency_ms=attempt.elapsed_ms(),
             provider=provider.kind,
-            model=output.model,
+            model=model,
             prompt_tokens=output.prompt_tokens,
             completion_tokens=output.completion_tokens,
+            cost_usd=pricing.turn_cost(
+                self.registry.get(agent), model, output.prompt_tokens, output.completion_tokens
+            ),
             critiques=output.critiques,
             continue_debate=output.continue_debate,
             structured=output.structured,
@@ -224,6 +297,7 @@ class TurnRunner:
             raise bus.Poison(f"agent-runner cannot handle {type(command).__name__}")
         debate_id_var.set(command.debate_id)
         correlation_id_var.set(command.correlation_id)
+        tracing.annotate(debate_id=command.debate_id, agent=command.agent, phase=command.phase)
         result = await self.run_turn(command)
         await bus.publish(
             self.js,
@@ -241,6 +315,7 @@ class TurnRunner:
                 "round": command.round,
                 "outcome": outcome,
                 "latency_ms": result.latency_ms,
+                "served_by": getattr(result, "served_by", ""),
             },
         )
 

@@ -21,12 +21,30 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from aragora.contracts import subjects
 from aragora.contracts.subjects import EVENTS_STREAM
-from aragora.gateway import breakers, debates, leaderboard, receipts, system, ws
+from aragora.gateway import (
+    accounts,
+    admin,
+    auth_routes,
+    breakers,
+    debates,
+    errors,
+    leaderboard,
+    receipts,
+    system,
+    ws,
+)
 from aragora.gateway import debug as debug_routes
+from aragora.gateway import ratelimit_routes as rate_limits
+from aragora.gateway.auth import Authenticator, AuthMiddleware
+from aragora.gateway.billing import billing_usage
 from aragora.gateway.deps import Deps
+from aragora.gateway.http_metrics import HttpObservabilityMiddleware
 from aragora.gateway.live import LiveHub, token_forwarder
 from aragora.gateway.projector import Projector
+from aragora.gateway.ratelimit import RateLimitGate, RateLimitMiddleware
 from aragora.gateway.readmodel import ReadModel
+from aragora.gateway.tokens import KeyRing, load_secret
+from aragora.gateway.ws_stats import ws_stats
 from aragora.runtime import bus
 from aragora.runtime.agents import load_registry
 from aragora.runtime.logs import correlation_id_var
@@ -80,6 +98,7 @@ def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response
         return _database_unavailable(request, exc)
     # One place maps unexpected errors to HTTP; details go to the log, never the client.
     log.exception("unhandled error", extra={"path": request.url.path})
+    _record_error(request, errors.http_error(request.url.path, exc, correlation_id_var.get()))
     return Response(
         {
             "status_code": 500,
@@ -90,7 +109,23 @@ def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response
     )
 
 
-def create_app(deps: Deps, *, own_lifecycle: bool = True) -> Litestar:
+_background: set[asyncio.Task[None]] = set()
+
+
+def _record_error(request: Request[Any, Any, Any], entry: dict[str, Any]) -> None:
+    """Keep a gateway error for /api/system/errors without delaying the 500."""
+    deps: Deps = request.app.state.deps
+
+    async def write() -> None:
+        with contextlib.suppress(Exception):  # the database may be what failed
+            await deps.readmodel.run(lambda cur: errors.record(cur, entry))
+
+    task = asyncio.get_running_loop().create_task(write())
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+def create_app(deps: Deps, *, own_lifecycle: bool = True, auth: bool = False) -> Litestar:
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         if not own_lifecycle:
@@ -99,6 +134,8 @@ def create_app(deps: Deps, *, own_lifecycle: bool = True) -> Litestar:
         async with running(deps):
             yield
 
+    if deps.ratelimit is None:
+        deps.ratelimit = RateLimitGate(deps.settings)
     return Litestar(
         route_handlers=[
             debates.DebateController,
@@ -118,10 +155,24 @@ def create_app(deps: Deps, *, own_lifecycle: bool = True) -> Litestar:
             system.prometheus_metrics,
             debug_routes.agent_test,
             debug_routes.connectivity_check,
+            rate_limits.rate_limit_config,
+            rate_limits.rate_limit_status,
+            rate_limits.system_rate_limits,
+            billing_usage,
+            *auth_routes.ROUTES,
+            ws_stats,
+            errors.system_errors,
+            admin.cleanup_caches,
+            admin.memory_dump,
         ],
         state=State({"deps": deps}),
         lifespan=[lifespan],
-        middleware=[CorrelationMiddleware()],
+        middleware=[
+            CorrelationMiddleware(),
+            HttpObservabilityMiddleware(deps.settings),
+            *([AuthMiddleware(lambda: deps.auth, deps.settings.metrics_public)] if auth else []),
+            RateLimitMiddleware(deps),
+        ],
         exception_handlers={Exception: _internal_error, HTTPException: _http_error},
         debug=False,
         logging_config=None,  # the process's JSON logging stays in charge
@@ -157,9 +208,11 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
 @contextlib.asynccontextmanager
 async def running(deps: Deps) -> AsyncIterator[None]:
     """Open the read model and the bus, and project events while the block runs."""
+    admin.start_profiling(deps)
     await deps.readmodel.open()
+    deps.auth = build_authenticator(deps)
     deps.bus = await bus.connect(deps.settings.nats_servers, name="aragora-gateway")
-    await bus.ensure_streams(deps.bus.js)
+    await bus.ensure_streams(deps.bus.js, replicas=deps.settings.stream_replicas)
     projector = Projector(deps.readmodel, deps.hub)
     consumer = bus.Consumer(
         deps.bus,
@@ -174,16 +227,37 @@ async def running(deps: Deps) -> AsyncIterator[None]:
     task = asyncio.create_task(consumer.run(), name="projection")
     # Token deltas: core NATS (not JetStream), forwarded live, never stored.
     tokens = await deps.bus.nc.subscribe(subjects.LIVE_TOKENS, cb=token_forwarder(deps.hub))
+    # Breakers opening and dead letters, for /api/system/errors (core NATS: a JetStream
+    # publish reaches plain subscribers too; every replica records, the first insert wins).
+    recorder = errors.bus_recorder(deps.readmodel)
+    watched = [
+        await deps.bus.nc.subscribe(subject, cb=recorder)
+        for subject in (subjects.BREAKER_EVENTS, subjects.DEAD_LETTERS)
+    ]
     try:
         yield
     finally:
-        with contextlib.suppress(Exception):
-            await tokens.unsubscribe()
+        for subscription in (tokens, *watched):
+            with contextlib.suppress(Exception):
+                await subscription.unsubscribe()
         await consumer.stop()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(task, 5)
         await deps.bus.close()
         await deps.readmodel.close()
+
+
+def build_authenticator(deps: Deps) -> Authenticator:
+    """Credentials checked against the signing key, ARAGORA_API_TOKEN and the accounts."""
+
+    async def load_user(user_id: str) -> accounts.User | None:
+        return await deps.readmodel.run(lambda cur: accounts.get_user(cur, user_id))
+
+    async def load_key(key: str) -> tuple[accounts.User, accounts.Role, str] | None:
+        return await deps.readmodel.run(lambda cur: accounts.lookup_api_key(cur, key))
+
+    keys = KeyRing(load_secret(deps.settings))
+    return Authenticator(keys, deps.settings.api_token, load_user, load_key)
 
 
 class _Server(uvicorn.Server):

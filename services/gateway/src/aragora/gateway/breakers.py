@@ -60,6 +60,11 @@ async def summary(deps: Deps) -> dict[str, int]:
     return counts
 
 
+async def agent_states(deps: Deps) -> dict[str, str]:
+    """Every agent's breaker state name (closed, half_open, open), for the metrics gauge."""
+    return {name: b.state for name, b in _by_agent(deps, await _store(deps).all()).items()}
+
+
 @get(["/api/agents/circuit-breakers", "/api/system/circuit-breakers"])
 async def circuit_breakers(state: State) -> dict[str, Any]:
     """Every agent's breaker (both paths return the same; auth comes in a later issue)."""

@@ -26,7 +26,16 @@ from aragora.gateway.requests import CreateDebate, invalid, resolve_protocol
 from aragora.runtime import bus
 from aragora.runtime.logs import correlation_id_var
 
-Status = Literal["queued", "running", "consensus", "no_consensus", "failed", "timeout", "cancelled"]
+Status = Literal[
+    "queued",
+    "running",
+    "consensus",
+    "no_consensus",
+    "failed",
+    "timeout",
+    "cancelled",
+    "budget_exceeded",
+]
 _IDEMPOTENCY_NS = uuid.UUID("6f0c5c1e-3d1b-4a57-9a43-6a3f3c0f4a11")
 MAX_AGENTS = 8
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from aragora.gateway.live import LiveHub
 from aragora.gateway.readmodel import ReadModel
@@ -11,6 +12,10 @@ from aragora.runtime.agents import AgentRegistry
 from aragora.runtime.breakers import KVBreakerStore
 from aragora.runtime.bus import Connection
 from aragora.runtime.settings import Settings
+
+if TYPE_CHECKING:
+    from aragora.gateway.auth import Authenticator
+    from aragora.gateway.ratelimit import RateLimitGate
 
 
 @dataclass
@@ -23,3 +28,5 @@ class Deps:
     started: float = field(default_factory=time.monotonic)
     breakers: KVBreakerStore | None = None  # bound to ``bus`` on first use
     breaker_summary: tuple[float, dict[str, int]] | None = None  # (monotonic, counts)
+    ratelimit: RateLimitGate | None = None  # set by create_app
+    auth: Authenticator | None = None  # built in ``running`` once the database is open

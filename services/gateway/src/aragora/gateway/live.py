@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from nats.aio.msg import Msg
 
 from aragora.contracts import codec
+from aragora.gateway.ws_stats import WsStats
 
 log = logging.getLogger("aragora.gateway.live")
 
@@ -77,6 +78,7 @@ class Subscription:
 class LiveHub:
     def __init__(self) -> None:
         self._subs: dict[str | None, set[Subscription]] = {}
+        self.stats = WsStats()
 
     def subscribe(self, debate_id: str | None) -> Subscription:
         """``debate_id=None`` follows every debate (the firehose)."""

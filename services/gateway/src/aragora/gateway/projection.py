@@ -52,8 +52,32 @@ def initial_view(
         "error": None,
         "domain": "general",
         "protocol": None,
+        "usage": empty_usage(),
         "last_seq": 0,
     }
+
+
+def empty_usage(max_cost_usd: float = 0.0) -> dict[str, Any]:
+    """The debate's token use and cost so far, against its budget (``max_cost_usd`` 0: none)."""
+    return {
+        "turns": 0,
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
+        "cost_usd": 0.0,
+        "max_cost_usd": max_cost_usd,
+        "budget_remaining_usd": max_cost_usd if max_cost_usd > 0 else None,
+    }
+
+
+def _add_usage(usage: dict[str, Any] | None, event: TurnCompleted) -> dict[str, Any]:
+    u = {**(usage or empty_usage())}
+    u["turns"] += 1
+    u["prompt_tokens"] += event.prompt_tokens
+    u["completion_tokens"] += event.completion_tokens
+    u["cost_usd"] = round(u["cost_usd"] + event.cost_usd, 6)
+    if u["max_cost_usd"] > 0:
+        u["budget_remaining_usd"] = round(max(0.0, u["max_cost_usd"] - u["cost_usd"]), 6)
+    return u
 
 
 def apply(view: View | None, event: DebateEvent) -> View:
@@ -72,6 +96,7 @@ def apply(view: View | None, event: DebateEvent) -> View:
             "created_at": _ts(event),
             "domain": event.domain,
             "protocol": msgspec.to_builtins(event.protocol) if event.protocol else None,
+            "usage": empty_usage(event.protocol.max_cost_usd if event.protocol else 0.0),
         }
     elif view is None:
         raise ValueError(f"{type(event).__name__} before debate.created")
@@ -103,6 +128,8 @@ def apply(view: View | None, event: DebateEvent) -> View:
         ]
     elif isinstance(event, TurnCompleted | TurnFailed):
         view["turns"] = [_resolve(t, event) for t in view["turns"]]
+        if isinstance(event, TurnCompleted):
+            view["usage"] = _add_usage(view.get("usage"), event)
         if isinstance(event, TurnCompleted) and event.vote is not None and event.phase == "judge":
             view["judge"] = {"agent": event.agent, **msgspec.to_builtins(event.vote)}
         elif isinstance(event, TurnCompleted) and event.vote is not None:
@@ -146,7 +173,14 @@ def _resolve(turn: dict[str, Any], event: TurnCompleted | TurnFailed) -> dict[st
             "latency_ms": event.latency_ms,
             "model": event.model,
             "structured": event.structured,
+            "provider": event.provider,
+            "prompt_tokens": event.prompt_tokens,
+            "completion_tokens": event.completion_tokens,
+            "cost_usd": event.cost_usd,
         }
+        if event.served_by:
+            done["served_by"] = event.served_by
+            done["fallback_reason"] = event.fallback_reason
         if event.critiques:
             done["critiques"] = msgspec.to_builtins(event.critiques)
         if event.continue_debate is not None:

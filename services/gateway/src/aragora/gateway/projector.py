@@ -40,6 +40,7 @@ class Projector:
         terminal = is_terminal(event)
         if terminal and view is not None:
             metrics.record_outcome(view)
+        metrics.record_turn(event)
         self.hub.publish(
             LiveEvent(
                 debate_id=event.debate_id,

@@ -24,15 +24,23 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from aragora.contracts import codec
-from aragora.contracts.messages import DebateCompleted, DebateEvent, tag_of
-from aragora.gateway import leaderboard, projection
+from aragora.contracts.messages import (
+    DebateCompleted,
+    DebateEvent,
+    DebateFailed,
+    TurnCompleted,
+    TurnFailed,
+    tag_of,
+)
+from aragora.gateway import accounts, errors, leaderboard, projection, usage
 from aragora.gateway.projection import View
 from aragora.runtime.settings import Settings
 
 T = TypeVar("T")
 
 DEBATES = "debates"
-"""The debate views and their events (``gw_debates``, ``gw_debate_events``)."""
+"""The debate views, their events and turn usage (``gw_debates``, ``gw_debate_events``,
+``gw_usage``)."""
 RATINGS = "ratings"
 """The leaderboard (``gw_ratings``, ``gw_rating_history``), fed by ``debate.completed``."""
 PROJECTIONS = (DEBATES, RATINGS)
@@ -80,6 +88,7 @@ class ReadModel:
         )
         self._pool: Any = None
         self._sqlite: sqlite3.Connection | None = None
+        self.priced = usage.pricer_for(settings)  # for the usage rows' ``priced`` flag
 
     # --- plumbing ----------------------------------------------------------------------
 
@@ -117,7 +126,8 @@ class ReadModel:
             self._sqlite = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._sqlite.execute("PRAGMA journal_mode=WAL")
             self._sqlite.execute("PRAGMA synchronous=NORMAL")
-        self._tx(lambda cur: [cur.execute(stmt) for stmt in (*_DDL, *leaderboard.DDL)])
+        ddl = (*_DDL, *leaderboard.DDL, *usage.DDL, *accounts.DDL, *errors.DDL)
+        self._tx(lambda cur: [cur.execute(stmt) for stmt in ddl])
 
     def _tx(self, work: Callable[[Any], T]) -> T:
         """Run ``work(cursor)`` in one transaction (worker thread only)."""
@@ -195,6 +205,10 @@ class ReadModel:
             store_view(cur, new)
             if isinstance(event, DebateCompleted):
                 leaderboard.project(cur, event)
+            elif isinstance(event, TurnCompleted):
+                usage.project(cur, event, self.priced)
+            elif isinstance(event, TurnFailed | DebateFailed):
+                errors.record(cur, errors.from_event(event))
             advance_positions(cur, stream_seq)
             return Applied.APPLIED, new
 

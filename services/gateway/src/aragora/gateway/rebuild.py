@@ -15,6 +15,8 @@ A rebuild is safe while a gateway runs:
    projector has got ahead meanwhile (so everything it applied is in the fold), deletes
    the projection's rows, writes the fold and sets the positions. Readers see the old
    tables or the new ones, never half of each.
+   ``debates`` includes the turn usage rows (``gw_usage``), which the fold re-derives
+   from ``debate.turn_completed`` events.
 3. Afterwards the live projector finds every event up to the position already applied
    (``seq <= last_seq``: a duplicate) and goes on from there.
 
@@ -37,9 +39,9 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from aragora.contracts import codec
-from aragora.contracts.messages import DebateCompleted, DebateEvent, tag_of
+from aragora.contracts.messages import DebateCompleted, DebateEvent, TurnCompleted, tag_of
 from aragora.contracts.subjects import DEBATE_EVENTS, EVENTS_STREAM
-from aragora.gateway import leaderboard, projection
+from aragora.gateway import leaderboard, projection, usage
 from aragora.gateway.projection import View
 from aragora.gateway.readmodel import (
     DEBATES,
@@ -82,6 +84,7 @@ class Fold:
     views: dict[str, View] = field(default_factory=dict)
     events: list[tuple[str, int, str, str]] = field(default_factory=list)
     completions: list[DebateCompleted] = field(default_factory=list)
+    turns: list[TurnCompleted] = field(default_factory=list)  # for the usage rows
     held: dict[str, dict[int, DebateEvent]] = field(default_factory=dict)
     broken: set[str] = field(default_factory=set)
     position: int = 0
@@ -115,6 +118,8 @@ class Fold:
             self.events.append((debate_id, ready.seq, tag_of(type(ready)), body))
             if isinstance(ready, DebateCompleted):
                 self.completions.append(ready)
+            elif isinstance(ready, TurnCompleted):
+                self.turns.append(ready)
             last = ready.seq
         if not held or debate_id in self.broken:
             del self.held[debate_id]
@@ -217,6 +222,7 @@ def _replace(
     fold: Fold,
     catch_up: Any,
     postgres: bool,
+    priced: usage.Priced,
 ) -> Rebuilt:
     """The rebuild's one transaction (runs in the read model's worker thread)."""
     live = max(lock_positions(cur, postgres).values(), default=0)
@@ -235,6 +241,8 @@ def _replace(
                 "INSERT INTO gw_debate_events (debate_id, seq, type, body) VALUES (?, ?, ?, ?)",
                 fold.events,
             )
+        cur.execute("DELETE FROM gw_usage")
+        usage.store(cur, [usage.row(t, priced) for t in fold.turns])
     ratings = 0
     if RATINGS in names:
         cur.execute("DELETE FROM gw_ratings")
@@ -282,7 +290,7 @@ async def rebuild_with(
     try:
         await reader.read_until(await last_debate_seq(js))
         result = await readmodel.run(
-            lambda cur: _replace(cur, names, fold, catch_up, readmodel.postgres)
+            lambda cur: _replace(cur, names, fold, catch_up, readmodel.postgres, readmodel.priced)
         )
     finally:
         await reader.close()

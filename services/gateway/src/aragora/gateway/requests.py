@@ -20,6 +20,7 @@ from aragora.runtime.settings import Settings
 Seconds = Annotated[float, msgspec.Meta(gt=0, le=86400)]
 Rounds = Annotated[int, msgspec.Meta(ge=1, le=12)]
 Share = Annotated[float, msgspec.Meta(ge=0, le=1)]
+Budget = Annotated[float, msgspec.Meta(ge=0, le=1_000_000)]  # USD; 0: no limit
 
 
 class ProtocolRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -38,6 +39,7 @@ class ProtocolRequest(msgspec.Struct, forbid_unknown_fields=True):
     turn_timeout_seconds: Seconds | None = None
     phase_timeout_seconds: Annotated[float, msgspec.Meta(ge=0, le=86400)] | None = None
     debate_timeout_seconds: Seconds | None = None
+    max_cost_usd: Budget | None = None
 
 
 class CreateDebate(msgspec.Struct, forbid_unknown_fields=True):
@@ -47,6 +49,7 @@ class CreateDebate(msgspec.Struct, forbid_unknown_fields=True):
     consensus: ConsensusMode | None = None
     domain: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")] = "general"
     protocol: ProtocolRequest | None = None
+    max_cost_usd: Budget | None = None  # same as protocol.max_cost_usd
 
 
 def invalid(field: str, message: str) -> ValidationException:
@@ -63,6 +66,9 @@ def resolve_protocol(data: CreateDebate, settings: Settings) -> Protocol:
         raise invalid("rounds", "given twice with different values (top level and protocol)")
     if data.consensus and req.consensus and data.consensus != req.consensus:
         raise invalid("consensus", "given twice with different values (top level and protocol)")
+    budgets = {b for b in (data.max_cost_usd, req.max_cost_usd) if b is not None}
+    if len(budgets) > 1:
+        raise invalid("max_cost_usd", "given twice with different values (top level and protocol)")
     rounds = req.rounds or data.rounds
     if rounds is None:
         rounds = PRESET_ROUNDS[req.preset] if req.preset else settings.default_rounds
@@ -71,6 +77,7 @@ def resolve_protocol(data: CreateDebate, settings: Settings) -> Protocol:
         threshold=settings.consensus_threshold,
         turn_timeout_seconds=settings.agent_timeout_seconds,
         debate_timeout_seconds=settings.debate_timeout_seconds,
+        max_cost_usd=settings.default_max_cost_usd,
     )
     chosen: dict[str, object] = {
         f: getattr(req, f)
@@ -79,6 +86,8 @@ def resolve_protocol(data: CreateDebate, settings: Settings) -> Protocol:
     }
     if data.consensus:
         chosen["consensus"] = data.consensus
+    if budgets:
+        chosen["max_cost_usd"] = budgets.pop()
     protocol = msgspec.structs.replace(base, **chosen)
     if protocol.consensus in ("majority", "supermajority") and protocol.threshold <= 0:
         raise invalid("protocol.threshold", "must be above 0 for majority modes (use 'any')")

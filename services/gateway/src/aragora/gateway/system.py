@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import resource
 import time
 from importlib.metadata import PackageNotFoundError, version
@@ -10,12 +11,14 @@ from typing import Any
 
 from litestar import MediaType, Response, get
 from litestar.datastructures import State
+from litestar.exceptions import NotFoundException
 
 from aragora.contracts.asyncapi import asyncapi_document, json_schemas
-from aragora.gateway import breakers, metrics
+from aragora.gateway import breakers, metrics, ratelimit_routes
 from aragora.gateway.debates import deps_of
 
 CHECK_TIMEOUT = 2.0
+log = logging.getLogger("aragora.gateway.system")
 
 
 def app_version() -> str:
@@ -49,8 +52,8 @@ async def health(state: State) -> Response[dict[str, Any]]:
         except Exception as exc:
             return {"open": None, "half_open": None, "error": type(exc).__name__}
 
-    database, nats, circuit_breakers = await asyncio.gather(
-        _timed(deps.readmodel.ping), _timed(nats_check), breaker_check()
+    database, nats, circuit_breakers, (redis, rate_limiting) = await asyncio.gather(
+        _timed(deps.readmodel.ping), _timed(nats_check), breaker_check(), _rate_limiting(deps)
     )
     active: int | None = None
     if database["status"] == "ok":  # else it would only wait out the pool's timeout too
@@ -72,14 +75,36 @@ async def health(state: State) -> Response[dict[str, Any]]:
             },
             "nats": nats,
             "websocket": {"status": "ok", "connections": deps.hub.connections},
-            "redis": {"status": "not_configured"},
+            "redis": redis,
+            "rate_limiting": rate_limiting,
             "memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "active_debates": active,
             "circuit_breakers": circuit_breakers,
         },
     }
+    if rate_limiting["status"] != "ok":
+        body["warnings"] = [f"rate limiting {rate_limiting['status']}: {rate_limiting['detail']}"]
     # 503 only when the API cannot serve at all; a degraded gateway still answers reads.
     return Response(body, status_code=503 if status == "unhealthy" else 200)
+
+
+async def _rate_limiting(deps: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(checks.redis, checks.rate_limiting) as the ratelimit service reports them."""
+    gate = ratelimit_routes.gate_of(deps)
+    state = (await gate.status(deps.bus, None)).state
+    redis_status = {"up": "ok", "down": "down"}.get(state.redis, state.redis)
+    status = "degraded" if state.degraded else "ok"
+    if state.mode == "disabled":
+        status = "disabled"
+    return (
+        {"status": redis_status, "used_by": "rate limiting"},
+        {
+            "status": status,
+            "backend": state.backend,
+            "mode": state.mode,
+            "detail": state.detail,
+        },
+    )
 
 
 @get(["/healthz"])
@@ -125,5 +150,13 @@ async def schemas() -> dict[str, Any]:
 
 
 @get(["/api/metrics", "/metrics"], media_type=MediaType.TEXT)
-async def prometheus_metrics() -> Response[bytes]:
+async def prometheus_metrics(state: State) -> Response[bytes]:
+    if not deps_of(state).settings.metrics_enabled:  # METRICS_ENABLED=false
+        raise NotFoundException("metrics are disabled (METRICS_ENABLED=false)")
+    try:  # the breaker gauge is read now; without the bus it keeps its last values
+        states = await asyncio.wait_for(breakers.agent_states(deps_of(state)), CHECK_TIMEOUT)
+    except Exception as exc:
+        log.debug("circuit breakers not read for /metrics: %s", type(exc).__name__)
+    else:
+        metrics.record_breakers(states)
     return Response(metrics.render(), media_type=metrics.CONTENT_TYPE_LATEST)

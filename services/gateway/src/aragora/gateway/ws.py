@@ -31,6 +31,11 @@ HEARTBEAT = json.dumps({"type": "stream.heartbeat"})
 REPLAY_PAGE = 1000
 
 
+def _port(socket: WebSocket[Any, Any, Any]) -> int:
+    server = socket.scope.get("server")
+    return int(server[1]) if server and server[1] is not None else 0
+
+
 @websocket("/ws/debates/{debate_id:str}")
 async def debate_stream(
     socket: WebSocket[Any, Any, Any],
@@ -41,7 +46,14 @@ async def debate_stream(
     deps = deps_of(state)
     await socket.accept()
     metrics.websocket_connections.inc()
+    stats, port = deps.hub.stats, _port(socket)
+    stats.opened_on(port, debate_id)
     sub = deps.hub.subscribe(debate_id)
+
+    async def send(text: str) -> None:
+        await socket.send_text(text)
+        stats.messages_sent += 1
+
     try:
         if await deps.readmodel.get(debate_id) is None:
             await socket.close(code=4404, reason="unknown debate")
@@ -50,7 +62,7 @@ async def debate_stream(
         while True:  # replay what is stored
             bodies = await deps.readmodel.events(debate_id, last, REPLAY_PAGE)
             for body in bodies:
-                await socket.send_text(body)
+                await send(body)
                 event = json.loads(body)
                 last = event["seq"]
                 if is_terminal_type(event["type"]):
@@ -61,20 +73,22 @@ async def debate_stream(
         while True:  # then live, skipping what the replay already sent
             live = await sub.get(HEARTBEAT_SECONDS)
             if live is None:
-                await socket.send_text(HEARTBEAT)
+                await send(HEARTBEAT)
                 continue
             if live.ephemeral:
-                await socket.send_text(live.body)
+                await send(live.body)
                 continue
             if live.seq <= last:
                 continue
-            await socket.send_text(live.body)
+            await send(live.body)
             last = live.seq
             if live.terminal:
                 await socket.close(code=1000, reason="debate ended")
                 return
     except SlowConsumer:
         metrics.ws_connection_errors.inc()
+        stats.errors += 1
+        stats.slow_consumers += 1
         await socket.close(code=1013, reason="client too slow; reconnect with since=<last seq>")
     except ShuttingDown:
         await socket.close(code=1001, reason="server restarting; reconnect with since=<last seq>")
@@ -82,10 +96,12 @@ async def debate_stream(
         pass
     except Exception:
         metrics.ws_connection_errors.inc()
+        stats.errors += 1
         log.exception("websocket stream failed", extra={"debate_id": debate_id})
         raise
     finally:
         sub.close()
+        stats.closed_on(port, debate_id)
         metrics.websocket_connections.dec()
 
 
@@ -95,13 +111,18 @@ async def firehose(socket: WebSocket[Any, Any, Any], state: State) -> None:
     deps = deps_of(state)
     await socket.accept()
     metrics.websocket_connections.inc()
+    stats, port = deps.hub.stats, _port(socket)
+    stats.opened_on(port, None)
     sub = deps.hub.subscribe(None)
     try:
         while True:
             live = await sub.get(HEARTBEAT_SECONDS)
             await socket.send_text(HEARTBEAT if live is None else live.body)
+            stats.messages_sent += 1
     except SlowConsumer:
         metrics.ws_connection_errors.inc()
+        stats.errors += 1
+        stats.slow_consumers += 1
         await socket.close(code=1013, reason="client too slow")
     except ShuttingDown:
         await socket.close(code=1001, reason="server restarting")
@@ -109,4 +130,5 @@ async def firehose(socket: WebSocket[Any, Any, Any], state: State) -> None:
         pass
     finally:
         sub.close()
+        stats.closed_on(port, None)
         metrics.websocket_connections.dec()

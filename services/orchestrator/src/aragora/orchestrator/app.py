@@ -20,7 +20,7 @@ log = logging.getLogger("aragora.orchestrator")
 async def run(settings: Settings, stop: asyncio.Event) -> None:
     store = await asyncio.to_thread(RecorderEventStore, settings)
     conn = await bus.connect(settings.nats_servers, name="aragora-orchestrator")
-    await bus.ensure_streams(conn.js)
+    await bus.ensure_streams(conn.js, replicas=settings.stream_replicas)
     relay = OutboxRelay(store, conn)
     service = DebateService(store, settings, on_append=relay.wake)
     await service.recover()

@@ -8,7 +8,8 @@ Protocol: ``rounds`` rounds of propose -> critique (skippable in the last round)
 revise, agents in parallel per phase, critics assigned by the topology; after each
 revise from round 2 convergence and STOP votes may end the debating early; then the
 vote (not for ``none``), a judge's ruling (``judge``), one synthesis turn, and exactly
-one terminal event.
+one terminal event. A debate whose completed turns cost more than ``max_cost_usd``
+ends ``budget_exceeded`` when its current phase's turns have landed.
 """
 
 from __future__ import annotations
@@ -204,6 +205,12 @@ def decide_turn_result(
                 structured=result.structured,
                 parse_error=result.parse_error,
                 rejected_answers=result.rejected_answers,
+                provider=result.provider,
+                prompt_tokens=result.prompt_tokens,
+                completion_tokens=result.completion_tokens,
+                cost_usd=result.cost_usd,
+                served_by=result.served_by,
+                fallback_reason=result.fallback_reason,
             )
         )
     else:
@@ -258,6 +265,10 @@ def _advance_if_phase_done(b: Builder) -> None:
     s = b.s
     if s.phase is None or any(t.outcome is None for t in s.turns.values()):
         return
+    if s.over_budget:  # the phase's turns have all landed: start nothing more
+        spent, limit = _dollars(s.cost_usd, s.protocol.max_cost_usd)
+        end_failed(b, f"spent ${spent} of max_cost_usd ${limit}", status="budget_exceeded")
+        return
     need = tally.quorum(len(s.agents))
     p = s.protocol
     if s.phase in ("propose", "critique", "revise") and len(s.latest) < need:
@@ -294,6 +305,15 @@ def _advance_if_phase_done(b: Builder) -> None:
         _start_synthesis(b, synthesizer=next(iter(s.turns.values())).spec.agent)
     elif s.phase == "synthesis":
         conclude(b)
+
+
+def _dollars(spent: float, limit: float) -> tuple[str, str]:
+    """Both amounts with 4 decimals, or up to 6 where 4 would hide the difference."""
+    for places in (4, 5):
+        pair = (f"{spent:.{places}f}", f"{limit:.{places}f}")
+        if pair[0] != pair[1] and float(pair[1]) > 0:
+            return pair
+    return f"{spent:.6f}", f"{limit:.6f}"
 
 
 def _start_revise(b: Builder) -> None:

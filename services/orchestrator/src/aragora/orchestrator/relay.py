@@ -13,7 +13,9 @@ import logging
 
 from aragora.contracts import codec, subjects
 from aragora.contracts.messages import Command
+from aragora.orchestrator.metrics import relay_published
 from aragora.orchestrator.store import EventStore, OutboxEntry
+from aragora.runtime import tracing
 from aragora.runtime.bus import Connection
 
 log = logging.getLogger("aragora.orchestrator.relay")
@@ -22,11 +24,18 @@ BATCH = 500
 
 def route(entry: OutboxEntry) -> tuple[str, str]:
     """(subject, msg id) of a stored entry."""
+    subject, msg_id, _ = _route(entry)
+    return subject, msg_id
+
+
+def _route(entry: OutboxEntry) -> tuple[str, str, str]:
+    """(subject, msg id, debate id) of a stored entry."""
     if entry.topic.startswith("debate."):
         event = codec.decode_debate_event(entry.payload)
-        return subjects.debate_event_subject(event), event.event_id
+        return subjects.debate_event_subject(event), event.event_id, event.debate_id
     command: Command = codec.decode_command(entry.payload)
-    return subjects.command_subject(command), command.event_id
+    debate_id = str(getattr(command, "debate_id", ""))
+    return subjects.command_subject(command), command.event_id, debate_id
 
 
 class OutboxRelay:
@@ -75,17 +84,18 @@ class OutboxRelay:
             raise ConnectionError("NATS is not connected")
         futures = []
         for entry in entries:
-            subject, msg_id = route(entry)
+            subject, msg_id, debate_id = _route(entry)
+            # The debate's trace context (docs/observability.md): none when tracing is off.
+            headers = {"Nats-Msg-Id": msg_id, **tracing.headers_for(debate_id)}
             futures.append(
-                await self.conn.js.publish_async(
-                    subject, entry.payload, headers={"Nats-Msg-Id": msg_id}
-                )
+                await self.conn.js.publish_async(subject, entry.payload, headers=headers)
             )
         await asyncio.wait_for(asyncio.gather(*futures), timeout=10)
         last = entries[-1].position
         await asyncio.to_thread(self.store.set_relay_position, last)
         self.position = last
         self.published += len(entries)
+        relay_published.inc(len(entries))
         return len(entries)
 
     async def drain(self) -> None:

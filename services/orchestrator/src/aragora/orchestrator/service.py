@@ -23,6 +23,7 @@ from aragora.orchestrator import ratings as elo
 from aragora.orchestrator.domain import Ctx, DebateState, Decision
 from aragora.orchestrator.similarity import available_method
 from aragora.orchestrator.store import ConcurrencyError, EventStore
+from aragora.runtime import tracing
 from aragora.runtime.bus import Poison
 from aragora.runtime.logs import correlation_id_var, debate_id_var
 from aragora.runtime.settings import Settings
@@ -143,6 +144,7 @@ class DebateService:
     async def start(self, command: StartDebate) -> None:
         debate_id_var.set(command.debate_id)
         correlation_id_var.set(command.correlation_id)
+        tracing.remember(command.debate_id)  # the relay publishes this debate on its trace
         position = (
             len(self.queue) + 1
             if self.running >= self.settings.max_concurrent_debates or self.queue
@@ -201,6 +203,7 @@ class DebateService:
             raise Poison(f"undecodable agent event: {exc}") from None
         debate_id_var.set(result.debate_id)
         correlation_id_var.set(result.correlation_id)
+        tracing.remember(result.debate_id)
 
         def decide(state: DebateState | None, ctx: Ctx) -> Decision:
             if state is None:

@@ -61,6 +61,7 @@ class DebateState:
     failures: tuple[TurnFailed, ...] = ()
     convergence: tuple[ConvergenceMeasured, ...] = ()
     votes_phase: PhaseStarted | None = None
+    cost_usd: float = 0.0  # sum of the completed turns' cost_usd (the budget's running total)
     terminal: DebateCompleted | DebateFailed | None = None
 
     @property
@@ -71,6 +72,12 @@ class DebateState:
     def candidates(self) -> list[str]:
         """Agents holding a position, in the debate's agent order."""
         return [a for a in self.agents if a in self.latest]
+
+    @property
+    def over_budget(self) -> bool:
+        """The completed turns cost more than the protocol's ``max_cost_usd`` (0: no limit)."""
+        limit = self.protocol.max_cost_usd
+        return limit > 0 and self.cost_usd > limit
 
     @property
     def rounds(self) -> int:
@@ -129,6 +136,7 @@ def evolve(state: DebateState | None, event: DebateEvent) -> DebateState:
             latest=latest,
             positions=positions,
             history=(*state.history, event),
+            cost_usd=round(state.cost_usd + event.cost_usd, 6),
         )
     if isinstance(event, ConvergenceMeasured):
         return replace(state, convergence=(*state.convergence, event))

@@ -12,6 +12,7 @@ eventsourcing is synchronous: every method here blocks; call them from a worker 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,8 @@ from aragora.contracts.messages import (
     DebateFailed,
     tag_of,
 )
+from aragora.orchestrator.metrics import store_append_failures, store_append_seconds
+from aragora.runtime import tracing
 from aragora.runtime.settings import Settings
 
 RELAY = "outbox-relay"
@@ -133,10 +136,17 @@ class RecorderEventStore:
             )
             for c in commands
         ]
+        started = time.perf_counter()
         try:
-            ids = self._recorder.insert_events(stored)
+            with tracing.span("event_store append", attributes={"events": len(stored)}):
+                ids = self._recorder.insert_events(stored)
         except IntegrityError as exc:
+            store_append_failures.labels("conflict").inc()
             raise ConcurrencyError(str(exc)) from None
+        except Exception:
+            store_append_failures.labels("error").inc()
+            raise
+        store_append_seconds.observe(time.perf_counter() - started)
         return max(ids) if ids else 0
 
     def load(self, debate_id: str) -> list[DebateEvent]:

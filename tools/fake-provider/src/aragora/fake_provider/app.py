@@ -48,6 +48,11 @@ Api = Literal["openai", "anthropic", "gemini"]
 _RATE_MESSAGE = "Rate limit reached for requests. Please try again later."
 _SERVER_MESSAGE = "The server had an error while processing your request."
 _OVERLOADED_MESSAGE = "The model is overloaded. Please try again later."
+_QUOTA_MESSAGE = "You exceeded your current quota, please check your plan and billing details."
+_CREDIT_MESSAGE = (
+    "Your credit balance is too low to access the Anthropic API. "
+    "Please go to Plans & Billing to upgrade or purchase credits."
+)
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response[bytes]:
@@ -122,6 +127,13 @@ def create_app(config: FakeConfig | None = None, *, seed: int = 0) -> Litestar:
         if failure == "overloaded":
             status = 529 if api == "anthropic" else 503
             return _api_error(api, status, _OVERLOADED_MESSAGE, "overloaded_error")
+        if failure == "quota":
+            if api == "openai":
+                body = error_body(_QUOTA_MESSAGE, "insufficient_quota", "insufficient_quota")
+                return _json(body, 429)
+            if api == "anthropic":
+                return _json(anthropic_error(_CREDIT_MESSAGE, "invalid_request_error"), 400)
+            return _json(gemini_error(429, _QUOTA_MESSAGE), 429)
         if failure == "429":
             headers = {"Retry-After": f"{cfg.retry_after:g}"}
             if api == "openai":

@@ -12,7 +12,9 @@ import msgspec
 
 # "unparsable": a normal 200 completion whose content is prose where JSON was asked for.
 # "overloaded": Anthropic's 529 ``overloaded_error`` (503 on the OpenAI and Gemini APIs).
-FailMode = Literal["timeout", "500", "429", "overloaded", "malformed", "unparsable"]
+# "quota": out of quota/credit as each API says it (OpenAI 429 ``insufficient_quota``,
+# Anthropic 400 "credit balance is too low", Gemini 429 RESOURCE_EXHAUSTED "quota").
+FailMode = Literal["timeout", "500", "429", "overloaded", "malformed", "unparsable", "quota"]
 
 
 class FakeConfig(msgspec.Struct, kw_only=True):

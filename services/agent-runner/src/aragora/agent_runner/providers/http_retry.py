@@ -46,6 +46,10 @@ _T = TypeVar("_T")
 MAX_ATTEMPTS = 3
 TEMPERATURE = 0.7
 _REJECTED_STATUSES = frozenset({400, 401, 403, 404})
+_QUOTA_STATUSES = frozenset({400, 402, 403, 429})
+_QUOTA_WORDS = re.compile(
+    r"quota|credit balance|insufficient[_ ]credits?|billing|payment required", re.IGNORECASE
+)
 MAX_DETAIL = 300
 # Key-shaped tokens some providers echo in errors ("Incorrect API key provided: sk-..."):
 # OpenAI/Anthropic ``sk-...`` (``sk-ant-...``), Google ``AIza...``, bearer tokens.
@@ -292,6 +296,10 @@ class HttpProvider:
                 if status < 400:
                     return response
                 message = self._redact(error_message(response))
+                if is_quota_error(status, message):
+                    # Out of quota or credit: waiting seconds will not help; the runner
+                    # routes the turn to the agent's fallback chain instead.
+                    raise ProviderError("quota", f"HTTP {status} quota: {message}") from None
                 if status == 429 or status >= 500:
                     label = "rate limited" if status == 429 else "server error"
                     last_error = ProviderError(
@@ -322,6 +330,16 @@ class HttpProvider:
         # Full exponential step times a jitter factor in [0.5, 1.5) to spread retry storms.
         step = min(self._backoff_max_s, self._backoff_base_s * 2.0 ** (attempt - 1))
         return step * (0.5 + random.random())
+
+
+def is_quota_error(status: int, message: str) -> bool:
+    """An exhausted quota or credit balance, not a transient rate limit.
+
+    OpenAI: 429 ``insufficient_quota`` ("You exceeded your current quota"); Gemini: 429
+    ``RESOURCE_EXHAUSTED`` with the same words; Anthropic: 400 "Your credit balance is too
+    low"; OpenRouter: 402 "Insufficient credits"; some gateways: 403 with "quota".
+    """
+    return status in _QUOTA_STATUSES and _QUOTA_WORDS.search(message) is not None
 
 
 def error_message(response: httpx.Response) -> str:

@@ -1,0 +1,105 @@
+"""Checks shared by the raw Kubernetes manifests and the Helm chart's rendered output."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+
+from aragora.gateway import system
+from aragora.runtime.natsserver import nats_server_binary
+from aragora.runtime.settings import Settings, settings_fields
+
+# Oldest Kubernetes the runbook supports (1.26+) and the newest the schemas bundle.
+KUBERNETES_VERSIONS = ("1.26.0", kubernetes_validate.latest_version())
+# Custom resources of the Prometheus Operator: no schema in kubernetes-validate.
+OPERATOR_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
+KNOWN_SETTINGS = {env for env, _, _ in settings_fields()}
+GATEWAY_ROUTES = {
+    path
+    for handler in (system.health, system.liveness, system.readiness, system.prometheus_metrics)
+    for path in handler.paths
+}
+
+
+def validate_schema(doc: dict[str, Any]) -> None:
+    """Strict OpenAPI-schema validation for every supported Kubernetes version."""
+    for version in KUBERNETES_VERSIONS:
+        kubernetes_validate.validate(doc, version, strict=True)
+
+
+def check_env_names(names: set[str]) -> None:
+    unknown = names - KNOWN_SETTINGS
+    assert not unknown, f"not settings of aragora.runtime.settings: {sorted(unknown)}"
+
+
+METRICS_PORT_SETTINGS = {
+    "aragora.orchestrator": "ARAGORA_ORCHESTRATOR_METRICS_PORT",
+    "aragora.agent_runner": "ARAGORA_AGENT_RUNNER_METRICS_PORT",
+}
+
+
+def config_of(container: dict[str, Any], configs: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """The settings a container gets from its ConfigMaps (``configs``: by name)."""
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        if "configMapRef" in source:
+            env.update(configs[source["configMapRef"]["name"]]["data"])
+    return env
+
+
+def check_deployment(doc: dict[str, Any], configs: dict[str, dict[str, Any]]) -> None:
+    """Real module, real ports, probes on real gateway routes, graceful stop."""
+    spec = doc["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    command = container["command"]
+    assert command[:2] == ["python", "-m"], command
+    assert importlib.util.find_spec(command[2]) is not None, f"no module {command[2]}"
+    assert spec["terminationGracePeriodSeconds"] >= 30
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert {"/var/lib/aragora", "/tmp"} <= {m["mountPath"] for m in container["volumeMounts"]}
+    if command[2] == "aragora.gateway":
+        defaults = Settings()
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert ports == {"http": defaults.api_port, "websocket": defaults.ws_port}
+        for probe in ("livenessProbe", "readinessProbe"):
+            path = container[probe]["httpGet"]["path"]
+            assert path in GATEWAY_ROUTES, f"{probe} {path} is not a gateway route"
+        assert container["readinessProbe"]["httpGet"]["path"] == "/api/health"
+    else:  # no API: at most a metrics port, the one its settings name
+        ports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
+        assert set(ports) <= {"metrics"}, ports
+        if ports:
+            env = config_of(container, configs)
+            setting = METRICS_PORT_SETTINGS[command[2]]
+            assert env.get(setting) == str(ports["metrics"]), (setting, ports)
+
+
+def check_nats_config(config: str, tmp_path: Path) -> None:
+    """JetStream on, fsync before ack, three routes; nats-server itself parses it."""
+    assert re.search(r"jetstream\s*\{[^}]*sync_interval:\s*always", config)
+    routes = re.findall(r"nats://\S+:6222", config)
+    assert len(routes) == 3, routes
+    path = tmp_path / "nats.conf"
+    path.write_text(config)
+    result = subprocess.run(
+        [str(nats_server_binary()), "-c", str(path), "-t"],
+        env={"SERVER_NAME": "aragora-nats-0"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def by_kind(docs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """{kind: {name: document}}."""
+    found: dict[str, dict[str, dict[str, Any]]] = {}
+    for doc in docs:
+        found.setdefault(doc["kind"], {})[doc["metadata"]["name"]] = doc
+    return found
