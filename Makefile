@@ -26,7 +26,10 @@ serve: sync ## run the whole stack: API :8080, WebSocket :8766
 	@exec $(VENV)/bin/aragora serve
 
 test: sync lint typecheck deploy-tools ## the whole suite: lint, types, unit, integration, end-to-end
-	@$(VENV)/bin/pytest -q -p no:cacheprovider
+	@# unit and integration tests are parallel-safe (own ports, schemas, key prefixes);
+	@# the tiers that start whole stacks and kill parts of them run one at a time.
+	@$(VENV)/bin/pytest -q -p no:cacheprovider -n 2 tests/unit tests/integration
+	@$(VENV)/bin/pytest -q -p no:cacheprovider --durations=15 tests/e2e tests/faults tests/deploy
 
 deploy-tools: $(UV) ## helm, kubectl and promtool for tests/deploy (into .tools/bin, first run only)
 	@bash scripts/install-deploy-tools.sh

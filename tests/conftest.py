@@ -42,8 +42,15 @@ def pg_schema() -> Iterator[str]:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
+TEST_TOKEN = "aro_test-service-token-0123456789abcdef"
+
+
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
-    base: dict[str, Any] = {"data_dir": tmp_path / "data", "demo_latency_ms": 0}
+    base: dict[str, Any] = {
+        "data_dir": tmp_path / "data",
+        "demo_latency_ms": 0,
+        "api_token": TEST_TOKEN,
+    }
     base.update(overrides)
     return load_settings({}, **base)
 

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
 
@@ -81,12 +80,12 @@ def drill(stack: Stack, backup: Any, destroy: Any, restore: Any) -> None:
     stack.start()
     try:
         assert record(stack, ids) == before
-        listed = httpx.get(f"{stack.url}/api/debates", params={"limit": 50}, timeout=10).json()
+        listed = stack.http.get(f"{stack.url}/api/debates", params={"limit": 50}, timeout=10).json()
         assert set(ids) <= {d["id"] for d in listed["debates"]}
         # The restored stack keeps working: a new debate runs to its end.
         fresh = stack.post_debate(topic="Should the drill pass?", rounds=1)
         assert stack.wait_finished(fresh)["status"] in ("consensus", "no_consensus")
-        assert "aragora_debates_total" in httpx.get(f"{stack.url}/metrics", timeout=10).text
+        assert "aragora_debates_total" in stack.http.get(f"{stack.url}/metrics", timeout=10).text
     finally:
         assert stack.stop() == 0, stack.log()
 

@@ -76,7 +76,29 @@ class Stack:
         for key in ("ARAGORA_NATS_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
             if env is None or key not in env:
                 self.env.pop(key, None)
+        if env is None or "ARAGORA_API_TOKEN" not in env:
+            # As `make serve`: the owner token is generated into the data dir.
+            self.env.pop("ARAGORA_API_TOKEN", None)
         self.process: subprocess.Popen[bytes] | None = None
+        self._http: httpx.Client | None = None
+
+    @property
+    def token(self) -> str:
+        """The owner token: ARAGORA_API_TOKEN, else the one `aragora serve` generated."""
+        return (
+            self.env.get("ARAGORA_API_TOKEN") or (self.data_dir / "api-token").read_text().strip()
+        )
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    @property
+    def http(self) -> httpx.Client:
+        """An HTTP client that authenticates as the stack's owner."""
+        if self._http is None:
+            self._http = httpx.Client(headers=self.headers, timeout=10)
+        return self._http
 
     @property
     def url(self) -> str:
@@ -179,20 +201,20 @@ class Stack:
     # --- client helpers -----------------------------------------------------------------
 
     def post_debate(self, **body: Any) -> str:
-        response = httpx.post(f"{self.url}/api/debates", json=body, timeout=10)
+        response = self.http.post(f"{self.url}/api/debates", json=body)
         assert response.status_code == 202, response.text
         debate_id: str = response.json()["id"]
         return debate_id
 
     def debate(self, debate_id: str) -> dict[str, Any]:
-        response = httpx.get(f"{self.url}/api/debates/{debate_id}", timeout=10)
+        response = self.http.get(f"{self.url}/api/debates/{debate_id}")
         response.raise_for_status()
         view: dict[str, Any] = response.json()
         return view
 
     def events(self, debate_id: str, after: int = 0) -> list[dict[str, Any]]:
-        response = httpx.get(
-            f"{self.url}/api/debates/{debate_id}/events", params={"after": after}, timeout=10
+        response = self.http.get(
+            f"{self.url}/api/debates/{debate_id}/events", params={"after": after}
         )
         response.raise_for_status()
         events: list[dict[str, Any]] = response.json()["events"]
@@ -202,7 +224,7 @@ class Stack:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             view = self.debate(debate_id)
-            if view["status"] != "running":
+            if view["status"] not in ("running", "queued"):
                 return view
             time.sleep(0.1)
         raise AssertionError(f"debate {debate_id} still running:\n{self.log()}")
@@ -213,7 +235,9 @@ class Stack:
         """Follow the WebSocket until the server closes it; returns the debate events."""
         url = f"ws://127.0.0.1:{port or self.ws_port}/ws/debates/{debate_id}?since={since}"
         received: list[dict[str, Any]] = []
-        with websockets.sync.client.connect(url, open_timeout=10) as ws:
+        with websockets.sync.client.connect(
+            url, open_timeout=10, additional_headers=self.headers
+        ) as ws:
             for frame in ws:
                 event = json.loads(frame)
                 if event["type"].startswith("debate."):

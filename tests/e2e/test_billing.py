@@ -7,12 +7,12 @@ model is free, so these agents are demo agents with a price set in the agents fi
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.e2e.conftest import assert_exactly_once
@@ -55,7 +55,7 @@ def test_a_debate_over_its_budget_ends_budget_exceeded_after_the_phase_in_flight
     assert {(t["round"], t["phase"]) for t in view["turns"]} == {(1, "propose")}
     assert all(t["status"] == "completed" and t["cost_usd"] > 0 for t in view["turns"])
     assert_exactly_once(paid_stack.events(debate_id))
-    report = httpx.get(
+    report = paid_stack.http.get(
         f"{paid_stack.url}/api/billing/usage", params={"debate_id": debate_id}, timeout=10
     ).json()
     assert report["totals"]["cost_usd"] == pytest.approx(usage["cost_usd"])
@@ -73,7 +73,7 @@ def test_usage_report_and_agent_metrics_after_a_debate(paid_stack: Stack) -> Non
     )
     assert usage["cost_usd"] == pytest.approx(expected, abs=1e-5)
 
-    report = httpx.get(f"{paid_stack.url}/api/billing/usage", timeout=10).json()
+    report = paid_stack.http.get(f"{paid_stack.url}/api/billing/usage", timeout=10).json()
     assert report["totals"]["cost_usd"] >= usage["cost_usd"]
     assert {a["agent"] for a in report["by_agent"]} == set(PAID)
     assert [(m["provider"], m["model"], m["priced"]) for m in report["by_model"]] == [
@@ -83,7 +83,7 @@ def test_usage_report_and_agent_metrics_after_a_debate(paid_stack: Stack) -> Non
     assert report["by_user"][0]["user"] == "local"
 
     # The runbook's check: curl http://localhost:8080/api/metrics | grep agent_response
-    text = httpx.get(f"{paid_stack.url}/api/metrics", timeout=10).text
+    text = paid_stack.http.get(f"{paid_stack.url}/api/metrics", timeout=10).text
     lines = [line for line in text.splitlines() if "agent_response" in line]
     count = next(
         line
@@ -102,6 +102,7 @@ def test_ask_takes_a_budget_and_exits_1_when_it_is_exceeded(paid_stack: Stack) -
             *(sys.executable, "-m", "aragora.cli", "ask", "Is Rust worth it?"),
             *("--url", paid_stack.url, "--agents", ",".join(PAID), "--max-cost-usd", "0.000001"),
         ],
+        env={**os.environ, "ARAGORA_DATA_DIR": str(paid_stack.data_dir)},  # the CLI finds the token
         capture_output=True,
         text=True,
         timeout=60,

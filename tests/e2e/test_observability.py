@@ -50,7 +50,7 @@ def observed(
 
 
 def run_debate(stack: Stack, correlation_id: str) -> str:
-    response = httpx.post(
+    response = stack.http.post(
         f"{stack.url}/api/debates",
         json={"topic": "Should logs be greppable?", "agents": ["demo-1", "demo-2", "openai"]}
         | {"rounds": 1},
@@ -94,8 +94,8 @@ def test_runbook_greps_work_on_the_log_files(observed: tuple[Stack, Path, dict[s
     assert sh(f"grep ERROR {logs}/api.log") == []
 
 
-def scrape(url: str) -> str:
-    response = httpx.get(url, timeout=5)
+def scrape(url: str, headers: dict[str, str] | None = None) -> str:
+    response = httpx.get(url, timeout=5, headers=headers)
     assert response.status_code == 200, response.text
     return response.text
 
@@ -104,7 +104,7 @@ def test_every_service_exposes_its_metrics(observed: tuple[Stack, Path, dict[str
     stack, _, ports = observed
     run_debate(stack, "corr-metrics")
     time.sleep(5.5)  # one lag sample after the debate
-    gateway = scrape(f"{stack.url}/metrics")
+    gateway = scrape(f"{stack.url}/metrics", stack.headers)
     assert 'aragora_http_requests_total{method="POST",route="/api/debates",status="202"}' in gateway
     assert "aragora_http_request_duration_seconds_bucket" in gateway
     assert 'aragora_bus_consumer_pending{consumer="gateway-projection"}' in gateway

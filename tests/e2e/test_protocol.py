@@ -3,13 +3,13 @@ signed receipt verified offline, the leaderboard, queueing and cancellation."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from aragora.contracts.values import Vote
@@ -113,7 +113,7 @@ def test_insufficient_participation_fails_the_debate(stack: Stack) -> None:
 
 def test_receipt_verifies_offline_and_one_flipped_byte_fails(stack: Stack, tmp_path: Path) -> None:
     view = debate(stack, TRIO, rounds=1)
-    response = httpx.get(f"{stack.url}/api/debates/{view['id']}/receipt")
+    response = stack.http.get(f"{stack.url}/api/debates/{view['id']}/receipt")
     assert response.status_code == 200
     assert response.json()["receipt"]["verdict"] in ("PASS", "CONDITIONAL")
     path = tmp_path / "receipt.json"
@@ -133,19 +133,23 @@ def test_receipt_verifies_offline_and_one_flipped_byte_fails(stack: Stack, tmp_p
     data[position] ^= 0x01
     path.write_bytes(bytes(data))
     assert verify().returncode == 1
-    html = httpx.get(f"{stack.url}/api/debates/{view['id']}/receipt", params={"format": "html"})
+    html = stack.http.get(
+        f"{stack.url}/api/debates/{view['id']}/receipt", params={"format": "html"}
+    )
     assert html.headers["content-type"].startswith("text/html")
 
 
 def test_listing_and_leaderboard_reflect_finished_debates(stack: Stack) -> None:
     debate(stack, TRIO, consensus="unanimous", rounds=1)
-    listed = httpx.get(f"{stack.url}/api/debates", params={"status": "no_consensus", "limit": 10})
+    listed = stack.http.get(
+        f"{stack.url}/api/debates", params={"status": "no_consensus", "limit": 10}
+    )
     assert listed.json()["debates"]
     assert all(d["status"] == "no_consensus" for d in listed.json()["debates"])
-    board = httpx.get(f"{stack.url}/api/agents/leaderboard").json()
+    board = stack.http.get(f"{stack.url}/api/agents/leaderboard").json()
     ranked = [row["agent"] for row in board["agents"]]
     assert ranked[0] == "demo-stubborn"  # it won every voting debate above
-    agent = httpx.get(f"{stack.url}/api/agents/demo-stubborn").json()
+    agent = stack.http.get(f"{stack.url}/api/agents/demo-stubborn").json()
     assert agent["ratings"]["all"]["games"] >= 1
     assert agent["history"]
 
@@ -156,14 +160,17 @@ def test_excess_debates_queue_in_order_and_can_be_cancelled(tmp_path: Path) -> N
         env={"ARAGORA_MAX_CONCURRENT_DEBATES": "1", "ARAGORA_DEMO_LATENCY_MS": "100"},
     ).start()
     try:
-        ids = [stack.post_debate(topic=f"Queued debate {i}?", rounds=1) for i in range(3)]
-        deadline = time.monotonic() + 20
-        while stack.debate(ids[2])["status"] != "queued":
-            assert time.monotonic() < deadline, stack.log()
-            time.sleep(0.05)
+        # One at a time, each seen by the orchestrator before the next: FIFO by arrival.
+        ids: list[str] = []
+        for i, expected in enumerate(("running", "queued", "queued")):
+            ids.append(stack.post_debate(topic=f"Queued debate {i}?", rounds=1))
+            deadline = time.monotonic() + 20
+            while (view := stack.debate(ids[-1]))["status"] != expected or not view["last_seq"]:
+                assert time.monotonic() < deadline, stack.log()
+                time.sleep(0.05)
         assert stack.debate(ids[1])["queue_position"] == 1
         assert stack.debate(ids[2])["queue_position"] == 2
-        cancelled = httpx.post(f"{stack.url}/api/debates/{ids[2]}/cancel")
+        cancelled = stack.http.post(f"{stack.url}/api/debates/{ids[2]}/cancel")
         assert cancelled.status_code == 202
         assert stack.wait_finished(ids[2])["status"] == "cancelled"
         for debate_id in ids[:2]:
@@ -174,7 +181,7 @@ def test_excess_debates_queue_in_order_and_can_be_cancelled(tmp_path: Path) -> N
             "debate.queued",
             "debate.round_started",
         ]
-        again = httpx.post(f"{stack.url}/api/debates/{ids[2]}/cancel")
+        again = stack.http.post(f"{stack.url}/api/debates/{ids[2]}/cancel")
         assert again.status_code == 409
     finally:
         stack.stop()
@@ -189,7 +196,7 @@ def test_a_debate_past_its_deadline_ends_timeout_and_is_counted(stack: Stack) ->
     view = stack.wait_finished(stack.post_debate(**body))
     assert view["status"] == "timeout"
     assert_exactly_once(stack.events(view["id"]))
-    metrics = httpx.get(f"{stack.url}/api/metrics").text
+    metrics = stack.http.get(f"{stack.url}/api/metrics").text
     assert 'aragora_debates_total{status="timeout"} 1.0' in metrics
 
 
@@ -199,6 +206,7 @@ def test_ask_takes_protocol_flags(stack: Stack) -> None:
             *(sys.executable, "-m", "aragora.cli", "ask", TOPIC, "--url", stack.url),
             *("--agents", ",".join(TRIO), "--preset", "light", "--consensus", "judge"),
         ],
+        env={**os.environ, "ARAGORA_DATA_DIR": str(stack.data_dir)},  # the CLI finds the token
         capture_output=True,
         text=True,
         timeout=60,

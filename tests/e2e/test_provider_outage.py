@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
-
 from tests.e2e.conftest import assert_exactly_once
 from tests.e2e.stack import Stack
 from tests.plugins.fake_provider import FakeProviderProcess, start_fake_provider
@@ -69,15 +67,15 @@ def test_a_down_provider_and_an_exhausted_quota_are_visible_and_the_debate_ends(
             ), reasons
             assert all(t["status"] == "completed" for t in view["turns"] if t["agent"] == "up-a")
 
-            breakers = httpx.get(f"{stack.url}/api/agents/circuit-breakers").json()
+            breakers = stack.http.get(f"{stack.url}/api/agents/circuit-breakers").json()
             by_agent = {b["agent"]: b for b in breakers["agents"]}
             assert by_agent["down-c"]["state"] == "open", breakers
             assert by_agent["broke-d"]["state"] == "open", breakers
             assert by_agent["up-a"]["state"] == "closed", breakers
-            health = httpx.get(f"{stack.url}/api/health").json()
+            health = stack.http.get(f"{stack.url}/api/health").json()
             assert health["checks"]["circuit_breakers"]["open"] >= 1
 
-            receipt = httpx.get(f"{stack.url}/api/debates/{debate_id}/receipt").json()
+            receipt = stack.http.get(f"{stack.url}/api/debates/{debate_id}/receipt").json()
             body = receipt["receipt"]
             assert {f["agent"] for f in body["failures"]} == {"down-c"}
             assert {s["agent"] for s in body["substitutions"]} == {"broke-d"}

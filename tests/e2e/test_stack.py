@@ -9,7 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import psycopg
 import pytest
 
@@ -60,7 +59,7 @@ def test_both_outcomes_happen_and_statuses_filter(stack: Stack) -> None:
         view = stack.wait_finished(debate_id)
         assert view["status"] == expected, view
         assert_exactly_once(stack.events(debate_id))
-    listed = httpx.get(f"{stack.url}/api/debates", params={"status": "no_consensus"}).json()
+    listed = stack.http.get(f"{stack.url}/api/debates", params={"status": "no_consensus"}).json()
     assert ids["no_consensus"] in [d["id"] for d in listed["debates"]]
     assert all(d["status"] == "no_consensus" for d in listed["debates"])
 
@@ -75,6 +74,8 @@ def test_aragora_ask_streams_the_debate_live_and_exits_zero(stack: Stack) -> Non
         text=True,
         timeout=60,
         check=False,
+        # No token given: the CLI finds the one `aragora serve` keeps in the data dir.
+        env={**os.environ, "ARAGORA_DATA_DIR": str(stack.data_dir)},
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "demo-1" in result.stdout
@@ -82,7 +83,7 @@ def test_aragora_ask_streams_the_debate_live_and_exits_zero(stack: Stack) -> Non
 
 
 def test_health_reports_real_checks(stack: Stack) -> None:
-    health = httpx.get(f"{stack.url}/api/health").json()
+    health = stack.http.get(f"{stack.url}/api/health").json()
     assert health["status"] == "healthy"
     assert health["checks"]["database"]["status"] == "ok"
     assert health["checks"]["nats"]["status"] == "ok"
@@ -121,7 +122,7 @@ def test_openai_compatible_agents_debate_through_the_fake_provider(
     )
     stack = Stack(tmp_path, env={"ARAGORA_AGENTS_FILE": str(agents_file)}).start()
     try:
-        agents = httpx.get(f"{stack.url}/api/agents").json()
+        agents = stack.http.get(f"{stack.url}/api/agents").json()
         assert agents["mode"] == "providers"
         debate_id = stack.post_debate(topic="Is HTTP/3 worth it?", rounds=1)
         view = stack.wait_finished(debate_id)
@@ -176,7 +177,7 @@ def test_the_documented_subscriber_script_follows_debates_from_outside(stack: St
     debate_id = stack.post_debate(topic="Can outsiders follow along?", rounds=1)
     stack.wait_finished(debate_id)
     count = len(stack.events(debate_id))
-    everything = httpx.get(f"{stack.url}/api/debates", params={"limit": 500}).json()["debates"]
+    everything = stack.http.get(f"{stack.url}/api/debates", params={"limit": 500}).json()["debates"]
     total = sum(d["last_seq"] for d in everything)
     script = Path(__file__).parent.parent.parent / "docs" / "examples" / "subscribe.py"
     nats_url = f"nats://127.0.0.1:{stack.nats_port}"

@@ -33,8 +33,9 @@ FOLLOWED = 6
 class Follower:
     """One WebSocket client following one debate to its end, in a thread of its own."""
 
-    def __init__(self, url: str, debate_id: str) -> None:
+    def __init__(self, url: str, debate_id: str, token: str) -> None:
         self.url = url
+        self.token = token
         self.debate_id = debate_id
         self.received: list[dict[str, Any]] = []
         self.reconnects: list[int] = []
@@ -48,6 +49,7 @@ class Follower:
                 self.url,
                 self.debate_id,
                 backoff=backoff,
+                token=self.token,
                 on_reconnect=lambda seq, delay: self.reconnects.append(seq),
             ):
                 self.received.append(json.loads(item.raw))
@@ -63,7 +65,7 @@ def test_clients_get_every_event_once_across_a_gateway_crash(
 ) -> None:
     stack = stack_factory()
     ids = post_debates(stack, 12, rounds=3)
-    followers = [Follower(stack.url, d) for d in ids[:FOLLOWED]]
+    followers = [Follower(stack.url, d, stack.token) for d in ids[:FOLLOWED]]
     for follower in followers:
         follower.thread.start()
     # Mid-stream: every client has some events and none has its debate's end.

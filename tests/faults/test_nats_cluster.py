@@ -125,7 +125,7 @@ def post_until_accepted(stack: Stack, topic: str, within: float = 30.0) -> str:
     deadline = time.monotonic() + within
     while True:
         try:
-            response = httpx.post(
+            response = stack.http.post(
                 f"{stack.url}/api/debates",
                 json={"topic": topic, "rounds": 1},
                 headers={"Idempotency-Key": key},

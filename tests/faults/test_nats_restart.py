@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import time
 
-import httpx
 import nats
 import pytest
 
@@ -66,7 +65,7 @@ def test_services_ride_out_a_nats_restart_without_being_restarted(
     probe: list[str] = []
 
     def start_probe() -> bool:
-        response = httpx.post(
+        response = stack.http.post(
             f"{stack.url}/api/debates",
             json={"topic": "Probe: should services reconnect by themselves?", "rounds": 1},
             timeout=5,

@@ -33,7 +33,7 @@ ROUNDS = 6  # long enough (~5 s of 100 ms turns) to be mid-run when the cut come
 
 def _health(stack: Stack) -> tuple[dict[str, Any], float]:
     started = time.monotonic()
-    response = httpx.get(f"{stack.url}/api/health", timeout=15)
+    response = stack.http.get(f"{stack.url}/api/health", timeout=15)
     body: dict[str, Any] = response.json()
     return body, time.monotonic() - started
 
@@ -52,7 +52,7 @@ def _wait_database(stack: Stack, status: str, within: float) -> tuple[dict[str, 
 
 def _post(stack: Stack, topic: str) -> tuple[httpx.Response, float]:
     started = time.monotonic()
-    response = httpx.post(
+    response = stack.http.post(
         f"{stack.url}/api/debates", json={"topic": topic, "rounds": ROUNDS}, timeout=30
     )
     return response, time.monotonic() - started

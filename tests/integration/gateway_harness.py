@@ -99,6 +99,8 @@ async def open_gateway(settings: Settings) -> AsyncIterator[Gateway]:
         hub=LiveHub(),
     )
     async with AsyncTestClient(create_app(deps, own_lifecycle=True)) as client:
+        # The service token (owner): tests of routes act as an operator would.
+        client.headers["Authorization"] = f"Bearer {settings.api_token}"
         conn = await bus.connect(settings.nats_servers, name="test-publisher", connect_timeout=5)
         try:
             yield Gateway(client=client, deps=deps, nats=conn)

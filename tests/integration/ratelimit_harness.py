@@ -172,7 +172,9 @@ async def gateway_replica(settings: Settings) -> AsyncIterator[GatewayReplica]:
         readmodel=ReadModel(settings),
         hub=LiveHub(),
     )
-    app = create_app(deps, own_lifecycle=False)
+    # The limiter on its own: unverified bearer tokens must reach it (auth middleware off;
+    # tests/integration/test_auth.py and test_route_roles.py cover authentication).
+    app = create_app(deps, own_lifecycle=False, auth=False)
     async with running(deps):
         yield GatewayReplica(deps, app)
 

@@ -181,7 +181,12 @@ async def test_unknown_debates_are_404_and_bad_queries_400(gateway: Gateway) -> 
         response = await gateway.client.get(path)
         assert response.status_code == 404, path
         assert response.headers["content-type"].startswith("application/json")
-        assert response.json() == {"status_code": 404, "detail": f"no debate {missing}"}
+        assert {k: response.json()[k] for k in ("status_code", "code", "detail", "error")} == {
+            "status_code": 404,
+            "code": "not_found",
+            "detail": f"no debate {missing}",
+            "error": f"no debate {missing}",
+        }
 
     for query, field in [
         ("/api/debates?status=bogus", "status"),

@@ -210,7 +210,12 @@ async def test_receipt_is_409_until_the_debate_ends_and_404_when_unknown(
     missing = str(uuid.uuid4())
     response = await gateway.client.get(f"/api/debates/{missing}/receipt")
     assert response.status_code == 404
-    assert response.json() == {"status_code": 404, "detail": f"no debate {missing}"}
+    assert {k: response.json()[k] for k in ("status_code", "code", "detail", "error")} == {
+        "status_code": 404,
+        "code": "not_found",
+        "detail": f"no debate {missing}",
+        "error": f"no debate {missing}",
+    }
 
     posted = await gateway.client.post("/api/debates", json={"topic": "Not yet"})
     assert posted.status_code == 202

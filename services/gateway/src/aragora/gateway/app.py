@@ -13,10 +13,12 @@ from typing import Any
 import psycopg
 import psycopg_pool
 import uvicorn
-from litestar import Litestar, Request, Response
+from litestar import Litestar, Request, Response, get
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.middleware import ASGIMiddleware
+from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from aragora.contracts import subjects
@@ -83,11 +85,7 @@ class CorrelationMiddleware(ASGIMiddleware):
 def _database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.warning("database unavailable: %s", type(exc).__name__, extra={"path": request.url.path})
     return Response(
-        {
-            "status_code": 503,
-            "detail": "the database is unavailable; nothing was changed, retry shortly",
-            "correlation_id": correlation_id_var.get(),
-        },
+        error_body(503, "the database is unavailable; nothing was changed, retry shortly"),
         status_code=503,
         headers={"Retry-After": "5"},
     )
@@ -100,13 +98,19 @@ def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response
     log.exception("unhandled error", extra={"path": request.url.path})
     _record_error(request, errors.http_error(request.url.path, exc, correlation_id_var.get()))
     return Response(
-        {
-            "status_code": 500,
-            "detail": "internal error",
-            "correlation_id": correlation_id_var.get(),
-        },
+        error_body(500, "internal error"),
         status_code=500,
     )
+
+
+API_VERSION = "1.0.0"
+MAX_BODY_BYTES = 1_048_576  # 1 MiB: a debate request is a few KB
+
+
+@get("/api/openapi.json", include_in_schema=False)
+async def openapi_json(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of this API (the docs UI is at /api/docs)."""
+    return request.app.openapi_schema.to_schema()
 
 
 _background: set[asyncio.Task[None]] = set()
@@ -125,7 +129,10 @@ def _record_error(request: Request[Any, Any, Any], entry: dict[str, Any]) -> Non
     task.add_done_callback(_background.discard)
 
 
-def create_app(deps: Deps, *, own_lifecycle: bool = True, auth: bool = False) -> Litestar:
+def create_app(deps: Deps, *, own_lifecycle: bool = True, auth: bool = True) -> Litestar:
+    """The gateway app. ``auth=False`` only for tests of parts behind the auth middleware
+    (it then never sets an identity); every real server runs with it."""
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         if not own_lifecycle:
@@ -164,6 +171,7 @@ def create_app(deps: Deps, *, own_lifecycle: bool = True, auth: bool = False) ->
             errors.system_errors,
             admin.cleanup_caches,
             admin.memory_dump,
+            openapi_json,
         ],
         state=State({"deps": deps}),
         lifespan=[lifespan],
@@ -176,6 +184,13 @@ def create_app(deps: Deps, *, own_lifecycle: bool = True, auth: bool = False) ->
         exception_handlers={Exception: _internal_error, HTTPException: _http_error},
         debug=False,
         logging_config=None,  # the process's JSON logging stays in charge
+        openapi_config=OpenAPIConfig(
+            title="Aragora API",
+            version=API_VERSION,
+            path="/api/docs",
+            render_plugins=[SwaggerRenderPlugin(path="/")],
+        ),
+        request_max_body_size=MAX_BODY_BYTES,
     )
 
 
@@ -198,8 +213,35 @@ def _is_database_outage(exc: BaseException) -> bool:
     return isinstance(exc, outage)
 
 
+ERROR_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    422: "unprocessable",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+def error_body(status: int, detail: str, **more: Any) -> dict[str, Any]:
+    """Every error the API returns: ``{error, code, detail}`` plus context."""
+    return {
+        "error": detail,
+        "code": ERROR_CODES.get(status, f"http_{status}"),
+        "detail": detail,
+        "status_code": status,
+        "correlation_id": correlation_id_var.get(),
+        **more,
+    }
+
+
 def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
-    body: dict[str, Any] = {"status_code": exc.status_code, "detail": _detail(exc)}
+    body = error_body(exc.status_code, _detail(exc))
     if exc.extra:
         body["extra"] = exc.extra
     return Response(body, status_code=exc.status_code, headers=exc.headers)

@@ -48,8 +48,10 @@ _PUBLIC = frozenset(
         "/api/auth/register",
         "/api/auth/refresh",
         "/api/receipts/public-key",
+        "/api/openapi.json",  # the API's shape, no data: readable before logging in
     }
 )
+_PUBLIC_PREFIXES = ("/api/docs",)  # the docs UI (a browser cannot send a bearer token)
 _METRICS = frozenset({"/metrics", "/api/metrics"})
 _ADMIN_PREFIXES = ("/api/system/", "/api/admin/", "/api/debug/")
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -79,7 +81,9 @@ class Identity(msgspec.Struct, frozen=True, kw_only=True):
 
 def required_role(method: str, path: str, metrics_public: bool) -> Role | None:
     """The least role a request needs; None for a public route."""
-    if path in _PUBLIC or (metrics_public and path in _METRICS):
+    if path in _PUBLIC or path.startswith(_PUBLIC_PREFIXES):
+        return None
+    if metrics_public and path in _METRICS:
         return None
     if path.startswith(_ADMIN_PREFIXES) or path.endswith("/reset-circuit"):
         return "admin"
