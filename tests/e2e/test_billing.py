@@ -80,7 +80,7 @@ def test_usage_report_and_agent_metrics_after_a_debate(paid_stack: Stack) -> Non
         ("demo", "demo-deterministic", True)
     ]
     assert report["unpriced_models"] == []
-    assert report["by_user"][0]["user"] == "local"
+    assert [u["user"] for u in report["by_user"]] == ["service"]  # the owner token asked
 
     # The runbook's check: curl http://localhost:8080/api/metrics | grep agent_response
     text = paid_stack.http.get(f"{paid_stack.url}/api/metrics", timeout=10).text

@@ -12,13 +12,10 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
-from aragora.gateway.app import create_app
 from aragora.gateway.deps import Deps
-from aragora.gateway.live import LiveHub
-from aragora.gateway.readmodel import ReadModel
-from aragora.runtime.agents import load_registry
 from aragora.runtime.natsserver import EmbeddedNats
 from tests.conftest import make_settings
+from tests.integration.gateway_harness import open_gateway
 
 SERVICE_TOKEN = "svc-token-for-tests-0123456789abcdef"
 PASSWORD = "correct horse battery"
@@ -27,14 +24,9 @@ PASSWORD = "correct horse battery"
 @pytest.fixture
 async def api(nats_server: EmbeddedNats, tmp_path: Path) -> AsyncIterator[AsyncTestClient[Any]]:
     settings = make_settings(tmp_path, nats_url=nats_server.url, api_token=SERVICE_TOKEN)
-    deps = Deps(
-        settings=settings,
-        registry=load_registry(settings),
-        readmodel=ReadModel(settings),
-        hub=LiveHub(),
-    )
-    async with AsyncTestClient(create_app(deps, auth=True)) as client:
-        yield client
+    async with open_gateway(settings) as gw:
+        del gw.client.headers["Authorization"]  # each test says who it is
+        yield gw.client
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -205,13 +197,9 @@ async def test_the_first_owner_is_made_with_the_cli(
         check=False,
     )
     assert again.returncode == 1 and "exists already" in again.stderr
-    deps = Deps(
-        settings=settings,
-        registry=load_registry(settings),
-        readmodel=ReadModel(settings),
-        hub=LiveHub(),
-    )
-    async with AsyncTestClient(create_app(deps, auth=True)) as api:
+    async with open_gateway(settings) as gw:
+        api = gw.client
+        del api.headers["Authorization"]
         login = await api.post(
             "/api/auth/login", json={"email": "root@example.org", "password": PASSWORD}
         )

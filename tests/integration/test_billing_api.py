@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import pytest
 
 from aragora.contracts.messages import (
@@ -154,6 +155,8 @@ async def test_usage_totals_and_breakdowns_by_debate_agent_model_and_user(gw: Ga
         agents=agents,
         topic="Local",
     )
+    # The dear debate was asked for by an account; the others carry no requester.
+    dear[0] = msgspec.structs.replace(dear[0], requested_by="ada@example.org")
     for events in (cheap, dear, local):
         await project(gw, events)
     # A redelivery under new message ids reaches the projector and must add nothing.
@@ -180,7 +183,11 @@ async def test_usage_totals_and_breakdowns_by_debate_agent_model_and_user(gw: Ga
     assert body["unpriced_models"] == [
         {"provider": "openai-compatible", "model": "my-llama", "turns": 12}
     ]
-    assert body["by_user"] == [{"user": "local", **totals}]
+    by_user = {u["user"]: u for u in body["by_user"]}
+    assert set(by_user) == {"ada@example.org", "local"}
+    assert by_user["ada@example.org"]["turns"] == 13
+    assert by_user["ada@example.org"]["cost_usd"] == pytest.approx(0.026)
+    assert by_user["local"]["turns"] == 13 + 12
 
     # Filters: one debate; a period (half-open, [since, until)).
     one = await usage(gw, f"?debate_id={cheap[0].debate_id}")

@@ -79,6 +79,7 @@ class DebateCreated(DebateEvent, frozen=True, kw_only=True, tag="debate.created"
     threshold: float
     protocol: Protocol | None = None  # None: a v1.0 debate (defaults + the fields above)
     domain: str = "general"
+    requested_by: str = ""  # who asked (account email, "service"); empty before accounts
 
 
 class DebateQueued(DebateEvent, frozen=True, kw_only=True, tag="debate.queued"):
@@ -206,6 +207,7 @@ class StartDebate(Command, frozen=True, kw_only=True, tag="cmd.debate.start"):
     threshold: float = 0.6
     protocol: Protocol | None = None  # None: defaults plus the three fields above
     domain: str = "general"
+    requested_by: str = ""  # the caller the gateway authenticated (email, or "service")
 
 
 class CancelDebate(Command, frozen=True, kw_only=True, tag="cmd.debate.cancel"):

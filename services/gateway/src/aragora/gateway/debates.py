@@ -49,6 +49,14 @@ def deps_of(state: State) -> Deps:
     return deps
 
 
+def _caller(request: Request[Any, Any, Any]) -> str:
+    """Who asked: the account's email, or ``service`` for the service token."""
+    identity = request.scope.get("state", {}).get("identity")
+    if identity is None:
+        return ""
+    return str(identity.email or identity.subject)
+
+
 class DebateController(Controller):
     path = "/api/debates"
     tags = ["debates"]
@@ -90,6 +98,7 @@ class DebateController(Controller):
             threshold=protocol.threshold,
             protocol=protocol,
             domain=data.domain,
+            requested_by=_caller(request),
         )
         await deps.readmodel.accept(initial_view(debate_id, topic, agents, rounds, now.isoformat()))
         await bus.publish(

@@ -95,6 +95,7 @@ def apply(view: View | None, event: DebateEvent) -> View:
             "threshold": event.threshold,
             "created_at": _ts(event),
             "domain": event.domain,
+            "requested_by": event.requested_by,
             "protocol": msgspec.to_builtins(event.protocol) if event.protocol else None,
             "usage": empty_usage(event.protocol.max_cost_usd if event.protocol else 0.0),
         }

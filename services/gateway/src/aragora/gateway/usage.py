@@ -9,6 +9,7 @@ the row was projected, so a report can say which models it counted as free.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ from aragora.runtime import pricing
 from aragora.runtime.agents import AgentRegistry, load_registry
 from aragora.runtime.settings import Settings, SettingsError
 
-LOCAL_USER = "local"  # no accounts yet: every debate belongs to one local user
+LOCAL_USER = "local"  # debates recorded without a requester (before accounts existed)
 
 DDL = [
     """CREATE TABLE IF NOT EXISTS gw_usage (
@@ -177,6 +178,19 @@ def report(cur: Any, q: Query) -> dict[str, Any]:
         {"provider": r[0], "model": r[1], **_sums(r, 2), "priced": bool(r[6])}
         for r in cur.fetchall()
     ]
+    cur.execute(
+        f"SELECT d.view, {_SUMS} FROM gw_usage u JOIN gw_debates d ON d.id = u.debate_id"
+        f"{where} GROUP BY d.id, d.view",
+        params,
+    )
+    users: dict[str, dict[str, Any]] = {}
+    for row in cur.fetchall():
+        user = json.loads(row[0]).get("requested_by") or LOCAL_USER
+        sums = _sums(row, 1)
+        mine = users.setdefault(user, {k: 0 for k in sums})
+        for k, v in sums.items():
+            mine[k] = round(mine[k] + v, 6) if isinstance(v, float) else mine[k] + v
+    by_user = [{"user": u, **t} for u, t in sorted(users.items())]
     return {
         "period": {
             "since": q.since.isoformat() if q.since else None,
@@ -188,8 +202,9 @@ def report(cur: Any, q: Query) -> dict[str, Any]:
         "by_debate": by_debate,
         "by_agent": by_agent,
         "by_model": by_model,
-        # Users come with accounts (a later issue): until then all usage is the local user's.
-        "by_user": [{"user": LOCAL_USER, **totals}] if totals["turns"] else [],
+        # By the debate's requester (its account's email, or "service"); debates from
+        # before accounts, or from an unauthenticated test setup, count as "local".
+        "by_user": by_user,
         "unpriced_models": [
             {"provider": m["provider"], "model": m["model"], "turns": m["turns"]}
             for m in by_model

@@ -71,6 +71,7 @@ def decide_start(command: StartDebate, ctx: Ctx, *, queue_position: int = 0) -> 
         debate_id=command.debate_id,
         seq=1,
         topic=command.topic,
+        requested_by=command.requested_by,
         agents=list(command.agents),
         rounds=protocol.rounds,
         consensus=protocol.consensus,
