@@ -35,12 +35,13 @@ def observed(
 ) -> Iterator[tuple[Stack, Path, dict[str, int]]]:
     home = tmp_path_factory.mktemp("observed")
     logs = home / "logs"
-    ports = {"orchestrator": free_port(), "agent-runner": free_port()}
+    ports = {name: free_port() for name in ("orchestrator", "agent-runner", "ratelimit")}
     env = {
         "ARAGORA_LOG_DIR": str(logs),
         "ARAGORA_SLOW_REQUEST_MS": "0",  # every request logs its duration_ms
         "ARAGORA_ORCHESTRATOR_METRICS_PORT": str(ports["orchestrator"]),
         "ARAGORA_AGENT_RUNNER_METRICS_PORT": str(ports["agent-runner"]),
+        "ARAGORA_RATELIMIT_METRICS_PORT": str(ports["ratelimit"]),
         "OPENAI_BASE_URL": f"http://127.0.0.1:{free_port()}/v1",  # nothing listens there
         "ARAGORA_BREAKER_DEFAULT_FAILURES": "1",  # a stand-in URL: the default policy
     }
@@ -116,3 +117,8 @@ def test_every_service_exposes_its_metrics(observed: tuple[Stack, Path, dict[str
     runner = scrape(f"http://127.0.0.1:{ports['agent-runner']}/metrics")
     assert 'aragora_bus_messages_total{consumer="agent-runner",outcome="acked"}' in runner
     assert 'aragora_bus_consumer_pending{consumer="agent-runner"} 0.0' in runner
+    ratelimit = scrape(f"http://127.0.0.1:{ports['ratelimit']}/metrics")
+    # (loopback is whitelisted, so this test's requests are never checked: the families
+    # are declared, their series appear with the first check)
+    assert "# TYPE aragora_ratelimit_checks_total counter" in ratelimit
+    assert "# TYPE aragora_ratelimit_check_seconds histogram" in ratelimit

@@ -161,13 +161,16 @@ def test_excess_debates_queue_in_order_and_can_be_cancelled(tmp_path: Path) -> N
     ).start()
     try:
         # One at a time, each seen by the orchestrator before the next: FIFO by arrival.
+        # The first runs 3 rounds (about 40 turns of 100 ms): it holds the only slot while
+        # the other two arrive, however slow the machine is.
         ids: list[str] = []
         for i, expected in enumerate(("running", "queued", "queued")):
-            ids.append(stack.post_debate(topic=f"Queued debate {i}?", rounds=1))
+            ids.append(stack.post_debate(topic=f"Queued debate {i}?", rounds=3 if i == 0 else 1))
             deadline = time.monotonic() + 20
-            while (view := stack.debate(ids[-1]))["status"] != expected or not view["last_seq"]:
+            while not (view := stack.debate(ids[-1]))["last_seq"]:
                 assert time.monotonic() < deadline, stack.log()
                 time.sleep(0.05)
+            assert view["status"] == expected, view
         assert stack.debate(ids[1])["queue_position"] == 1
         assert stack.debate(ids[2])["queue_position"] == 2
         cancelled = stack.http.post(f"{stack.url}/api/debates/{ids[2]}/cancel")

@@ -89,6 +89,8 @@ def metrics_port(settings: Settings, service: str) -> int:
         return 0
     if service == "orchestrator":
         return settings.orchestrator_metrics_port
+    if service == "ratelimit":
+        return settings.ratelimit_metrics_port
     if service == "agent-runner" and settings.agent_runner_metrics_port:
         found = re.fullmatch(r"agent-runner-(\d+)", settings.instance_id)
         offset = int(found.group(1)) - 1 if found else 0

@@ -288,6 +288,9 @@ class Settings:
     orchestrator_metrics_port: int = _env(
         "ARAGORA_ORCHESTRATOR_METRICS_PORT", 0, "Orchestrator's /metrics port; 0: off.",
     )  # fmt: skip
+    ratelimit_metrics_port: int = _env(
+        "ARAGORA_RATELIMIT_METRICS_PORT", 0, "Ratelimit service's /metrics port; 0: off.",
+    )  # fmt: skip
     agent_runner_metrics_port: int = _env(
         "ARAGORA_AGENT_RUNNER_METRICS_PORT", 0, "Agent-runner's /metrics port (runner k of "
         "`aragora serve --runners N`: port + k - 1); 0: off. Both bind ARAGORA_API_HOST.",

@@ -2,9 +2,8 @@
 
 Costs are what the agent-runner computed when each turn ran (per-agent price or the
 built-in table, :mod:`aragora.runtime.pricing`); ``unpriced_models`` lists the models that
-had no price, whose turns count as 0.0 USD. No accounts exist yet, so ``by_user`` has the
-single user ``local``. No authentication yet either: open like the rest of the API until
-the auth issue lands.
+had no price, whose turns count as 0.0 USD. ``by_user`` groups by each debate's requester
+(``local`` for debates recorded before accounts). Any valid token may read it.
 """
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ async def agent_states(deps: Deps) -> dict[str, str]:
 
 @get(["/api/agents/circuit-breakers", "/api/system/circuit-breakers"])
 async def circuit_breakers(state: State) -> dict[str, Any]:
-    """Every agent's breaker (both paths return the same; auth comes in a later issue)."""
+    """Every agent's breaker (the /api/system path is admin-only)."""
     deps = deps_of(state)
     states = _by_agent(deps, await _store(deps).all())
     views = []
@@ -83,7 +83,7 @@ async def circuit_breakers(state: State) -> dict[str, Any]:
 
 @post("/api/agents/{name:str}/reset-circuit", status_code=200)
 async def reset_circuit(name: FromPath[str], state: State) -> dict[str, Any]:
-    """Close an agent's breaker for every replica (operator action; auth in a later issue)."""
+    """Close an agent's breaker for every replica (admin-only)."""
     deps = deps_of(state)
     if deps.registry.get(name) is None:
         raise NotFoundException(f"no agent {name}")

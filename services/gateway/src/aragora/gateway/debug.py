@@ -10,8 +10,8 @@ and answer 503 when no runner replies in time.
 Bodies are read as JSON whatever the Content-Type (the runbook's ``curl -d`` sends a form
 type), and may be empty: ``prompt`` defaults to "Say hello".
 
-Admin-only by design; there is no authentication yet, so like the rest of the API these
-routes are open until the auth issue adds admin roles and guards them.
+Admin-only: the auth middleware lets only the ``admin`` and ``owner`` roles reach
+``/api/debug/*`` (:func:`aragora.gateway.auth.required_role`).
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ async def _ask(deps: Deps, subject: str, payload: bytes, timeout: float) -> byte
 
 @post("/api/debug/agent-test", status_code=200)
 async def agent_test(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
-    """Run one turn of ``agent`` with ``prompt`` (admin-only once the auth issue lands)."""
+    """Run one turn of ``agent`` with ``prompt`` (admin-only)."""
     deps = deps_of(state)
     body: _AgentTestBody = await _body(request, _AgentTestBody)
     _check_known(deps, [body.agent])

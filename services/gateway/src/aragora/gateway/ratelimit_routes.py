@@ -1,9 +1,8 @@
 """Rate-limit routes: effective policy, the caller's counters, the admin view.
 
-``GET /api/rate-limits/config`` and ``GET /api/rate-limits/status`` are public (the status
-shows only the caller's own counters, keyed by IP or a token hash prefix).
-``GET /api/system/rate-limits`` is an admin view; like the other ``/api/system/*`` routes
-it is unguarded until the auth issue adds roles.
+``GET /api/rate-limits/config`` and ``GET /api/rate-limits/status`` need any valid token
+(the status shows only the caller's own counters). ``GET /api/system/rate-limits`` is an
+admin view: the auth middleware lets only ``admin`` and ``owner`` reach ``/api/system/*``.
 """
 
 from __future__ import annotations
@@ -71,7 +70,7 @@ async def rate_limit_status(request: Request[Any, Any, Any], state: State) -> di
 async def system_rate_limits(
     state: State, top: Annotated[int, QueryParameter(ge=1, le=100)] = 10
 ) -> dict[str, Any]:
-    """Admin: top limited keys, 429s per class, backend state (unguarded until auth)."""
+    """Admin: top limited keys, 429s per class, backend state (admin)."""
     deps = deps_of(state)
     gate = gate_of(deps)
     reply = await gate.stats(deps.bus, top)

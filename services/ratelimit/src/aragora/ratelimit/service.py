@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import msgspec
 from nats.aio.client import Client as NATS
@@ -20,6 +21,7 @@ from aragora.contracts.ratelimit import (
     RateLimitRequest,
     RateLimitStatusRequest,
 )
+from aragora.ratelimit import metrics
 from aragora.ratelimit.limiter import Limiter
 
 log = logging.getLogger("aragora.ratelimit.rpc")
@@ -68,7 +70,12 @@ class RateLimitService:
         request = _decoder.decode(data)
         reply: msgspec.Struct
         if isinstance(request, RateLimitCheck):
-            reply = await self.limiter.check(request)
+            started = time.perf_counter()
+            decision = await self.limiter.check(request)
+            metrics.check_seconds.labels(decision.backend).observe(time.perf_counter() - started)
+            outcome = "allowed" if decision.allowed else "denied"
+            metrics.checks.labels(request.endpoint_class, outcome, decision.backend).inc()
+            reply = decision
         elif isinstance(request, RateLimitStatusRequest):
             reply = await self.limiter.status(request.caller)
         else:
