@@ -50,35 +50,6 @@ async def test_success_returns_content_model_and_usage(
     assert fake_provider.stats()["by_path"] == {"/v1/messages": 1}
 
 
-async def test_vote_is_parsed_through_run_structured(
-    fake_provider: FakeProviderProcess, http: httpx.AsyncClient
-) -> None:
-    command = turn(phase="vote", candidates=["gemini", "claude"])
-    out = await make(fake_provider.root_url, http).run_turn(command)
-    assert out.vote is not None
-    assert (out.vote.choice, out.vote.confidence) == ("gemini", 0.8)
-    assert out.structured
-
-
-async def test_unparsable_answer_is_reasked_once(
-    fake_provider: FakeProviderProcess, http: httpx.AsyncClient
-) -> None:
-    fake_provider.configure(fail_mode="unparsable", fail_count=1)
-    out = await make(fake_provider.root_url, http).run_turn(turn(phase="vote", candidates=["a"]))
-    assert out.structured and out.vote is not None and len(out.rejected_answers) == 1
-
-
-@pytest.mark.parametrize("mode", ["overloaded"])  # 500: tests/integration/test_provider_contract.py
-async def test_server_errors_are_retried_then_succeed(
-    fake_provider: FakeProviderProcess, http: httpx.AsyncClient, mode: str
-) -> None:
-    fake_provider.configure(fail_mode=mode, fail_count=2)
-    out = await make(fake_provider.root_url, http).run_turn(turn())
-    assert out.content
-    stats = fake_provider.stats()
-    assert (stats["requests"], stats["failures_injected"]) == (3, 2)
-
-
 async def test_overloaded_is_529_and_gives_up_after_three_attempts(
     fake_provider: FakeProviderProcess, http: httpx.AsyncClient
 ) -> None:

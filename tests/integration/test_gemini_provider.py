@@ -51,46 +51,6 @@ async def test_success_returns_content_model_and_usage(
     assert fake_provider.stats()["by_path"] == {GENERATE: 1}
 
 
-async def test_vote_is_parsed_through_run_structured(
-    fake_provider: FakeProviderProcess, http: httpx.AsyncClient
-) -> None:
-    command = turn(phase="vote", candidates=["claude", "gemini"])
-    out = await make(fake_provider.root_url, http).run_turn(command)
-    assert out.vote is not None
-    assert (out.vote.choice, out.vote.confidence) == ("claude", 0.8)
-    assert out.structured
-
-
-async def test_unparsable_answer_is_reasked_with_model_role(
-    fake_provider: FakeProviderProcess, http: httpx.AsyncClient
-) -> None:
-    fake_provider.configure(fail_mode="unparsable", fail_count=1)
-    out = await make(fake_provider.root_url, http).run_turn(turn(phase="vote", candidates=["a"]))
-    assert out.structured and out.vote is not None and len(out.rejected_answers) == 1
-
-
-@pytest.mark.parametrize("mode", ["overloaded"])  # 500: tests/integration/test_provider_contract.py
-async def test_server_errors_are_retried_then_succeed(
-    fake_provider: FakeProviderProcess, http: httpx.AsyncClient, mode: str
-) -> None:
-    fake_provider.configure(fail_mode=mode, fail_count=2)
-    out = await make(fake_provider.root_url, http).run_turn(turn())
-    assert out.content
-    stats = fake_provider.stats()
-    assert (stats["requests"], stats["failures_injected"]) == (3, 2)
-
-
-async def test_gives_up_after_three_attempts(
-    fake_provider: FakeProviderProcess, http: httpx.AsyncClient
-) -> None:
-    fake_provider.configure(fail_mode="500")
-    with pytest.raises(ProviderError) as info:
-        await make(fake_provider.root_url, http).run_turn(turn())
-    assert info.value.reason == "provider_error" and info.value.retryable
-    assert "500" in info.value.detail
-    assert fake_provider.stats()["requests"] == 3
-
-
 async def test_wrong_key_is_rejected_and_never_leaks(http: httpx.AsyncClient) -> None:
     with start_fake_provider("--require-key", "the-right-key") as server:
         provider = make(server.root_url, http, key=SECRET)

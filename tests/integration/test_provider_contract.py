@@ -229,3 +229,35 @@ async def test_an_open_breaker_routes_to_the_fallback_without_calling_the_provid
     assert result.served_by == "backup"
     assert result.fallback_reason.startswith("circuit breaker open for claude until")
     assert fake.stats()["by_path"] == {"/v1/chat/completions": 1}  # only the backup was called
+
+
+@pytest.mark.parametrize("agent", APIS)
+async def test_a_vote_is_parsed_into_a_ballot(
+    runner: TurnRunner, fake: FakeProviderProcess, agent: str
+) -> None:
+    result = await _turn(runner, agent, phase="vote")
+    assert isinstance(result, AgentTurnSucceeded) and result.vote is not None
+    assert (result.vote.choice, result.vote.confidence) == (APIS[0], 0.8)
+    assert result.structured
+
+
+@pytest.mark.parametrize("agent", APIS)
+async def test_an_unparsable_answer_is_reasked_once(
+    runner: TurnRunner, fake: FakeProviderProcess, agent: str
+) -> None:
+    fake.configure(fail_mode="unparsable", fail_count=1)
+    result = await _turn(runner, agent, phase="vote")
+    assert isinstance(result, AgentTurnSucceeded) and result.vote is not None
+    assert result.structured and len(result.rejected_answers) == 1
+    assert fake.stats()["requests"] == 2
+
+
+@pytest.mark.parametrize("agent", APIS)
+async def test_server_errors_give_up_after_three_attempts(
+    runner: TurnRunner, fake: FakeProviderProcess, agent: str
+) -> None:
+    fake.configure(fail_mode="overloaded")  # Anthropic 529, the others 503
+    result = await _turn(runner, agent)
+    assert isinstance(result, AgentTurnFailed) and result.reason == "provider_error"
+    assert "529" in result.detail if agent == "claude" else "503" in result.detail
+    assert fake.stats()["requests"] == 3
