@@ -150,25 +150,37 @@ def count_users(cur: Any) -> int:
     return int(cur.fetchone()[0])
 
 
-def verify_login(cur: Any, email: str, password: str) -> User | None:
-    """The user if the password matches (re-hashing an outdated hash), else None."""
+def login_record(cur: Any, email: str) -> tuple[User, str] | None:
+    """The account and its password hash (checked by :func:`check_login`, off this cursor)."""
     cur.execute(f"SELECT {_USER_COLUMNS}, password_hash FROM gw_users WHERE email = ?", (email,))
     row = cur.fetchone()
-    if row is None:
-        _hasher.hash(password)  # the same work either way: no user enumeration by timing
+    return (_user(row), str(row[6])) if row else None
+
+
+def check_login(record: tuple[User, str] | None, password: str) -> User | None:
+    """The user if ``password`` matches an enabled account, else None.
+
+    Argon2 is slow on purpose: call this in a worker thread, never on the event loop or
+    inside a database transaction. An unknown email costs the same work as a wrong
+    password (no account enumeration by timing).
+    """
+    if record is None:
+        _hasher.hash(password)
         return None
+    user, stored = record
     try:
-        _hasher.verify(row[6], password)
+        _hasher.verify(stored, password)
     except (VerificationError, InvalidHashError):
         return None
-    user = _user(row)
-    if user.disabled:
-        return None
-    if _hasher.check_needs_rehash(row[6]):
-        cur.execute(
-            "UPDATE gw_users SET password_hash = ? WHERE id = ?", (hash_password(password), user.id)
-        )
-    return user
+    return None if user.disabled else user
+
+
+def needs_rehash(stored: str) -> bool:
+    return _hasher.check_needs_rehash(stored)
+
+
+def set_password_hash(cur: Any, user_id: str, password_hash: str) -> None:
+    cur.execute("UPDATE gw_users SET password_hash = ? WHERE id = ?", (password_hash, user_id))
 
 
 def bump_token_version(cur: Any, user_id: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -102,7 +103,8 @@ async def register(request: Request[Any, Any, Any], state: State) -> dict[str, A
         accounts.check_password(body.password)
     except AccountError as exc:
         raise ClientException(str(exc)) from None
-    password_hash = accounts.hash_password(body.password)  # slow by design: off the DB thread
+    # Argon2 is slow by design: in a worker thread, not on the event loop or the DB thread.
+    password_hash = await asyncio.to_thread(accounts.hash_password, body.password)
     try:
         user = await deps.readmodel.run(
             lambda cur: accounts.create_user(cur, email, password_hash, body.role)
@@ -119,7 +121,12 @@ async def login(request: Request[Any, Any, Any], state: State) -> dict[str, Any]
     deps: Deps = state.deps
     body: Credentials = _decode(await request.body(), Credentials)
     email = body.email.strip().lower()
-    user = await deps.readmodel.run(lambda cur: accounts.verify_login(cur, email, body.password))
+    record = await deps.readmodel.run(lambda cur: accounts.login_record(cur, email))
+    # The hash check runs in a worker thread, outside any transaction (see check_login).
+    user = await asyncio.to_thread(accounts.check_login, record, body.password)
+    if user is not None and record is not None and accounts.needs_rehash(record[1]):
+        fresh = await asyncio.to_thread(accounts.hash_password, body.password)
+        await deps.readmodel.run(lambda cur: accounts.set_password_hash(cur, user.id, fresh))
     if user is None:
         log.warning("login failed", extra={"outcome": "denied"})
         raise NotAuthorizedException("wrong email or password")
