@@ -5,7 +5,11 @@
 #   python -m aragora.orchestrator       debate rules, event store, outbox relay
 #   python -m aragora.agent_runner       provider calls (run N replicas)
 #   python -m aragora.ratelimit          rate-limit decisions over NATS request/reply
+#   python -m aragora.audit              security events into the append-only audit_log
 # Settings come from the environment (docs/configuration.md). Build: docker build -t aragora .
+# The services without an API serve /metrics, /healthz and /readyz on their
+# ARAGORA_<SERVICE>_METRICS_PORT (docs/deploy.md); there is no curl in the image, so
+# container healthchecks use `python -c "import urllib.request; urllib.request.urlopen(...)"`.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.13.9

@@ -7,9 +7,9 @@ VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 PACKAGES := libs/contracts/src libs/runtime/src libs/cli/src services/gateway/src \
 	services/orchestrator/src services/agent-runner/src services/ratelimit/src \
-	tools/fake-provider/src
+	services/audit/src tools/fake-provider/src
 
-.PHONY: serve test lint format typecheck unit integration e2e sync clean deploy-tools
+.PHONY: serve test lint format typecheck unit integration e2e sync clean deploy-tools bench browser
 
 $(UV):
 	@echo "installing uv into $(TOOLS)/ (first run only)"
@@ -25,11 +25,15 @@ sync: $(VENV)/.synced
 serve: sync ## run the whole stack: API :8080, WebSocket :8766
 	@exec $(VENV)/bin/aragora serve
 
-test: sync lint typecheck deploy-tools ## the whole suite: lint, types, unit, integration, end-to-end
+test: sync lint typecheck deploy-tools browser ## the whole suite: lint, types, unit, integration, end-to-end
 	@# unit and integration tests are parallel-safe (own ports, schemas, key prefixes);
 	@# the tiers that start whole stacks and kill parts of them run one at a time.
 	@$(VENV)/bin/pytest -q -p no:cacheprovider -n 2 tests/unit tests/integration
-	@$(VENV)/bin/pytest -q -p no:cacheprovider --durations=15 tests/e2e tests/faults tests/deploy
+	@$(VENV)/bin/pytest -q -p no:cacheprovider --durations=15 tests/e2e tests/faults tests/deploy \
+		tests/browser
+
+browser: ## Debian's Chromium for tests/browser (apt, first run only; Playwright downloads none)
+	@bash scripts/install-browser.sh
 
 deploy-tools: $(UV) ## helm, kubectl and promtool for tests/deploy (into .tools/bin, first run only)
 	@bash scripts/install-deploy-tools.sh
@@ -53,6 +57,9 @@ integration: sync
 
 e2e: sync
 	@$(VENV)/bin/pytest -q tests/e2e
+
+bench: sync ## benchmarks (docs/benchmarks.md): all, or BENCH="overhead gateway"; FULL=1: issue sizes
+	@$(VENV)/bin/python -m bench $(BENCH) $(if $(FULL),--full)
 
 clean:
 	rm -rf .aragora .pytest_cache .mypy_cache .ruff_cache

@@ -11,6 +11,7 @@ from typing import Any
 import kubernetes_validate
 
 from aragora.gateway import system
+from aragora.runtime import health
 from aragora.runtime.natsserver import nats_server_binary
 from aragora.runtime.settings import Settings, settings_fields
 
@@ -37,10 +38,12 @@ def check_env_names(names: set[str]) -> None:
     assert not unknown, f"not settings of aragora.runtime.settings: {sorted(unknown)}"
 
 
-METRICS_PORT_SETTINGS = {
-    "aragora.orchestrator": "ARAGORA_ORCHESTRATOR_METRICS_PORT",
-    "aragora.agent_runner": "ARAGORA_AGENT_RUNNER_METRICS_PORT",
-}
+def port_setting(module: str) -> str:
+    """The port setting of a service without an API (metrics and health), a real setting:
+    aragora.agent_runner -> ARAGORA_AGENT_RUNNER_METRICS_PORT."""
+    setting = f"ARAGORA_{module.removeprefix('aragora.').upper()}_METRICS_PORT"
+    check_env_names({setting})
+    return setting
 
 
 def config_of(container: dict[str, Any], configs: dict[str, dict[str, Any]]) -> dict[str, str]:
@@ -53,7 +56,8 @@ def config_of(container: dict[str, Any], configs: dict[str, dict[str, Any]]) -> 
 
 
 def check_deployment(doc: dict[str, Any], configs: dict[str, dict[str, Any]]) -> None:
-    """Real module, real ports, probes on real gateway routes, graceful stop."""
+    """Real module, real ports, probes on real routes (gateway or health server), graceful
+    stop."""
     spec = doc["spec"]["template"]["spec"]
     (container,) = spec["containers"]
     command = container["command"]
@@ -70,13 +74,20 @@ def check_deployment(doc: dict[str, Any], configs: dict[str, dict[str, Any]]) ->
             path = container[probe]["httpGet"]["path"]
             assert path in GATEWAY_ROUTES, f"{probe} {path} is not a gateway route"
         assert container["readinessProbe"]["httpGet"]["path"] == "/api/health"
-    else:  # no API: at most a metrics port, the one its settings name
+    else:  # no API: one port, the one its settings name, with the health endpoints
         ports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
-        assert set(ports) <= {"metrics"}, ports
-        if ports:
-            env = config_of(container, configs)
-            setting = METRICS_PORT_SETTINGS[command[2]]
-            assert env.get(setting) == str(ports["metrics"]), (setting, ports)
+        assert set(ports) == {"metrics"}, ports
+        env = config_of(container, configs)
+        setting = port_setting(command[2])
+        assert env.get(setting) == str(ports["metrics"]), (setting, ports)
+        for probe, paths in (
+            ("livenessProbe", health.LIVENESS_PATHS),
+            ("readinessProbe", health.READINESS_PATHS),
+        ):
+            get = container[probe]["httpGet"]
+            assert get["port"] == "metrics" and get["path"] in paths, (command[2], probe, get)
+            # readiness waits at most CHECK_TIMEOUT + 1 s for its checks
+            assert container[probe]["timeoutSeconds"] > health.CHECK_TIMEOUT + 1
 
 
 def check_nats_config(config: str, tmp_path: Path) -> None:

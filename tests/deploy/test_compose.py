@@ -19,9 +19,10 @@ import pytest
 import yaml
 
 from aragora.cli.main import build_parser
+from aragora.runtime import health
 from aragora.runtime.settings import Settings
 from tests.deploy.conftest import ROOT, run
-from tests.deploy.manifests import check_env_names
+from tests.deploy.manifests import check_env_names, port_setting
 
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
@@ -30,6 +31,7 @@ ARAGORA_SERVICES = {
     "orchestrator": "aragora.orchestrator",
     "agent-runner": "aragora.agent_runner",
     "ratelimit": "aragora.ratelimit",
+    "audit": "aragora.audit",
 }
 
 
@@ -76,6 +78,29 @@ def test_compose_runs_every_service_with_its_dependencies(compose: dict[str, Any
     assert ratelimit["ARAGORA_ENABLE_REDIS_RATE_LIMIT"] == "1"
 
 
+def test_services_without_an_api_are_healthchecked_on_their_readiness_port(
+    compose: dict[str, Any],
+) -> None:
+    """A python/urllib one-liner (the image has no curl) on the port the settings give."""
+    assert not [run for run in _dockerfile_runs() if "curl" in run]  # none installed
+    for name, module in ARAGORA_SERVICES.items():
+        if name == "gateway":
+            continue
+        service = compose["services"][name]
+        port = service["environment"][port_setting(module)]
+        test = service["healthcheck"]["test"]
+        assert test[:3] == ["CMD", "python", "-c"], test
+        (url,) = re.findall(r"urlopen\('([^']+)'", test[3])
+        path = url.removeprefix(f"http://127.0.0.1:{port}")
+        assert path in health.READINESS_PATHS, (name, url)
+        # the one-liner runs: a refused connection raises (the check fails, not hangs)
+        done = subprocess.run([sys.executable, "-c", test[3].replace(port, "1")],
+                              capture_output=True, timeout=30, check=False)  # fmt: skip
+        assert done.returncode != 0
+    gateway = compose["services"]["gateway"]["depends_on"]
+    assert gateway["orchestrator"]["condition"] == "service_healthy"
+
+
 def test_runbook_ports(compose: dict[str, Any]) -> None:
     def published(service: str) -> set[int]:
         return {int(str(p).rsplit(":", 2)[-2]) for p in compose["services"][service]["ports"]}
@@ -97,6 +122,8 @@ def test_mounted_files_exist(compose: dict[str, Any]) -> None:
     targets = [t for job in prometheus["scrape_configs"] for c in job.get("static_configs", [])
                for t in c["targets"]]  # fmt: skip
     assert {"gateway:8080", "orchestrator:9101"} <= set(targets)
+    jobs = {job["job_name"] for job in prometheus["scrape_configs"]}
+    assert {"aragora-agent-runner", "aragora-ratelimit", "aragora-audit"} <= jobs
 
 
 def _dockerfile_runs() -> list[str]:
@@ -155,6 +182,7 @@ def test_dockerfile_uv_steps_install_every_service(tmp_path: Path) -> None:
         "aragora-gateway",
         "aragora-orchestrator",
         "aragora-agent-runner",
+        "aragora-audit",
     } <= installed
     imports = "; ".join(f"import {module}.__main__" for module in ARAGORA_SERVICES.values())
     run([tmp_path / "venv" / "bin" / "python", "-c", imports], cwd=tmp_path)

@@ -79,6 +79,7 @@ def test_deployments_run_real_modules_with_probes_on_real_routes(
         "aragora.orchestrator",
         "aragora.agent_runner",
         "aragora.ratelimit",
+        "aragora.audit",
     }
     for name, deployment in deployments.items():
         if name != "aragora-redis":

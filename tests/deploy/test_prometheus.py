@@ -22,6 +22,11 @@ RUNBOOK_ALERTS = {
     "HighMemoryUsage": "warning",
     "RedisDown": "critical",
 }
+# The audit service's (docs/security.md): a broken hash chain, security events unrecorded.
+AUDIT_ALERTS = {
+    "AuditChainBroken": ("critical", "1m", "aragora_audit_chain_ok == 0"),
+    "AuditLagging": ("warning", "10m", "aragora_audit_lag_events > 100"),
+}
 # Exported by Prometheus itself (`up`) and by redis_exporter (`redis_up`).
 EXTERNAL_METRICS = {"up", "redis_up"}
 _KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and",
@@ -38,11 +43,12 @@ def metric_names(expr: str) -> set[str]:
 
 
 def exported_metrics() -> set[str]:
-    """Series names the gateway's /metrics serves (its registry, default collectors too),
-    whether or not a labelled series has been touched yet."""
+    """Series names the services' /metrics serve (the one default registry, collectors
+    too), whether or not a labelled series has been touched yet."""
     for module in (
         "aragora.gateway.app",
         "aragora.orchestrator.metrics",
+        "aragora.audit.metrics",
         "aragora.runtime.metrics",
     ):
         importlib.import_module(module)  # each registers its metrics on import
@@ -80,6 +86,18 @@ def test_the_runbooks_alerts_with_its_severities() -> None:
     exprs = {r["alert"]: r["expr"] for r in alert_rules()}
     assert "> 0.01" in exprs["HighErrorRate"]  # scaling table: error rate > 1 %
     assert "0.8 * 2 * 1024 * 1024 * 1024" in exprs["HighMemoryUsage"]  # > 80 % of 2 GiB
+
+
+def test_the_audit_alerts() -> None:
+    rules = {r["alert"]: r for r in alert_rules()}
+    found = {name: (rules[name]["labels"]["severity"], rules[name]["for"], rules[name]["expr"])
+             for name in AUDIT_ALERTS if name in rules}  # fmt: skip
+    assert found == AUDIT_ALERTS
+    prometheus = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in prometheus["scrape_configs"]}
+    compose = yaml.safe_load((DEPLOY.parent / "docker-compose.yml").read_text())
+    port = compose["services"]["audit"]["environment"]["ARAGORA_AUDIT_METRICS_PORT"]
+    assert jobs["aragora-audit"]["dns_sd_configs"][0]["port"] == int(port)
 
 
 def test_every_metric_read_exists_or_is_a_listed_pending_one() -> None:

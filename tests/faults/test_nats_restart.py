@@ -50,7 +50,9 @@ def test_services_ride_out_a_nats_restart_without_being_restarted(
     ids = post_debates(stack, 20, rounds=3)
     wait_for(lambda: all(len(stack.events(d)) >= 4 for d in ids), 60, "debates under way", stack)
     services = {k: v for k, v in stack.named_pids().items() if k != "nats"}
-    assert set(services) == {"orchestrator", "agent-runner", "ratelimit", "gateway"}, services
+    assert set(services) == {"orchestrator", "agent-runner", "ratelimit", "audit", "gateway"}, (
+        services
+    )
     stored_before = events_stream_last_seq(stack)
 
     old_nats = stack.kill("nats")

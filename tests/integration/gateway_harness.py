@@ -69,9 +69,13 @@ class Gateway:
         assert body["debate_id"] == debate_id
         return [e["seq"] for e in body["events"]]
 
-    async def stream_messages(self, stream: str) -> int:
-        info = await self.nats.js.stream_info(stream)
-        return int(info.state.messages)
+    async def stream_messages(self, stream: str, subjects: str = "") -> int:
+        """Messages in ``stream`` (only those on ``subjects`` when given)."""
+        if not subjects:
+            info = await self.nats.js.stream_info(stream)
+            return int(info.state.messages)
+        info = await self.nats.js.stream_info(stream, subjects_filter=subjects)
+        return sum((info.state.subjects or {}).values())
 
 
 async def eventually(

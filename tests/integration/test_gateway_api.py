@@ -20,6 +20,7 @@ from aragora.contracts import codec
 from aragora.contracts.messages import DebateCompleted, StartDebate
 from aragora.contracts.subjects import (
     COMMANDS_STREAM,
+    DEBATE_EVENTS,
     EVENTS_STREAM,
     START_DEBATE,
 )
@@ -245,7 +246,7 @@ async def test_published_events_are_projected_once_and_in_order(
         await gw.publish(events[:5], fresh_msg_ids=True)
         await gw.publish(events[5:])
         view = await gw.wait_for_seq(debate_id, n)
-        assert await gw.stream_messages(EVENTS_STREAM.name) == n + 5
+        assert await gw.stream_messages(EVENTS_STREAM.name, DEBATE_EVENTS) == n + 5
 
         assert view["status"] == "consensus" and view["completed_at"] is not None
         assert view["consensus"]["winner"] == "demo-2"

@@ -14,6 +14,7 @@ from litestar.testing import WebSocketTestSession
 from aragora.contracts import codec
 from aragora.contracts.messages import TokenDelta
 from aragora.contracts.subjects import (
+    DEBATE_EVENTS,
     EVENTS_STREAM,
     token_delta_subject,
 )
@@ -97,7 +98,7 @@ async def test_ws_forwards_token_deltas_live_but_never_stores_them(gateway: Gate
     body = (await gateway.client.get(f"/api/debates/{debate_id}/events")).json()
     assert len(body["events"]) == len(events)
     assert all(e["type"] != "agent.token_delta" for e in body["events"])
-    assert await gateway.stream_messages(EVENTS_STREAM.name) == len(events)
+    assert await gateway.stream_messages(EVENTS_STREAM.name, DEBATE_EVENTS) == len(events)
 
 
 async def test_ws_of_a_finished_debate_replays_and_closes(gateway: Gateway) -> None:

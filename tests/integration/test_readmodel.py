@@ -39,6 +39,8 @@ def debate_events(
     votes: dict[str, str | None] = _UNSET,
     topic: str = "Tabs or spaces?",
     now: datetime = T0,
+    requested_by: str = "",
+    public: bool = False,
 ) -> list[DebateEvent]:
     """A whole debate's events, decided by the orchestrator's pure rules.
 
@@ -60,6 +62,8 @@ def debate_events(
         topic=topic,
         agents=agents,
         rounds=rounds,
+        requested_by=requested_by,
+        public=public,
     )
     ctx = domain.Ctx(now=now, ids=ids)
     decision = domain.decide_start(command, ctx)
@@ -227,7 +231,7 @@ async def test_reapplying_an_event_is_a_duplicate_and_changes_nothing(
     before = await readmodel.get(debate_id)
 
     for event in (events[0], events[3], events[5]):
-        assert await readmodel.apply(event) == (Applied.DUPLICATE, None)
+        assert (await readmodel.apply(event))[0] is Applied.DUPLICATE
 
     assert await readmodel.get(debate_id) == before
     assert seqs(await readmodel.events(debate_id, 0, 1000)) == [1, 2, 3, 4, 5, 6]

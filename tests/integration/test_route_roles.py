@@ -29,6 +29,15 @@ EXPECTED: dict[tuple[str, str], str | None] = {
     ("POST", "/api/auth/refresh"): PUBLIC,
     ("GET", "/api/receipts/public-key"): PUBLIC,
     ("GET", "/api/openapi.json"): PUBLIC,
+    # The web UI's page shells and assets: no data (the page calls the API with a token).
+    ("GET", "/ui"): PUBLIC,
+    ("GET", "/ui/history"): PUBLIC,
+    ("GET", "/ui/leaderboard"): PUBLIC,
+    ("GET", "/ui/debates/{debate_id:str}"): PUBLIC,
+    ("GET", "/ui/static/{name:str}"): PUBLIC,
+    ("GET", "/admin"): PUBLIC,
+    ("GET", "/portal"): PUBLIC,
+    ("POST", "/api/auth/password"): PUBLIC,
     ("GET", "/api/auth/me"): VIEWER,
     ("POST", "/api/auth/logout"): VIEWER,
     ("GET", "/api/auth/api-key"): VIEWER,
@@ -60,6 +69,21 @@ EXPECTED: dict[tuple[str, str], str | None] = {
     ("POST", "/api/debug/agent-test"): ADMIN,
     ("POST", "/api/debug/connectivity-check"): ADMIN,
     ("POST", "/api/debug/memory-dump"): ADMIN,
+    # Incident response (docs/security.md): admin only, revoked-tokens included.
+    ("POST", "/api/admin/revoke-token"): ADMIN,
+    ("GET", "/api/admin/revoked-tokens"): ADMIN,
+    ("POST", "/api/admin/revoke-all-tokens"): ADMIN,
+    ("POST", "/api/admin/rotate-keys"): ADMIN,
+    ("POST", "/api/admin/force-password-reset"): ADMIN,
+    ("GET", "/api/admin/audit-log"): ADMIN,
+    ("GET", "/api/admin/audit-log/verify"): ADMIN,
+}
+# Routes that would end the other callers' sessions get a body aimed at nobody: this test
+# is about who may call them (tests/integration/test_revocation.py covers what they do).
+BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("POST", "/api/admin/revoke-all-tokens"): {"email": "nobody@example.org"},
+    ("POST", "/api/admin/force-password-reset"): {"email": "nobody@example.org"},
+    ("POST", "/api/admin/rotate-keys"): {"signing_key": False, "email": "nobody@example.org"},
 }
 CALLERS = ["anonymous", "viewer", "member", "admin", "owner", "service"]
 PASSWORD = "correct horse battery"
@@ -103,7 +127,11 @@ async def test_every_route_answers_each_caller_as_the_table_says(
                 headers = {"Authorization": f"Bearer {token}"} if token else {}
                 # (AsyncTestClient sends the service token by default: override it)
                 headers.setdefault("Authorization", "")
-                body = {"json": {}} if method in ("POST", "DELETE") else {}
+                body = (
+                    {"json": BODIES.get((method, template), {})}
+                    if method in ("POST", "DELETE")
+                    else {}
+                )
                 response = await api.request(method, path, headers=headers, **body)
                 status = response.status_code
                 row = f"{method} {template} as {caller}: {status}"

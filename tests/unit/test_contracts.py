@@ -40,6 +40,11 @@ from aragora.contracts.messages import (
     Vote,
     tag_of,
 )
+from aragora.contracts.security import (
+    SECURITY_EVENT_TYPES,
+    SecurityEvent,
+    security_event_subject,
+)
 
 GOLDEN = Path(__file__).parent.parent / "golden" / "v1"
 T = datetime(2026, 1, 15, 10, 30, tzinfo=UTC)
@@ -81,6 +86,11 @@ SAMPLES: list[msgspec.Struct] = [
         similarities={"demo-1": 0.91, "demo-2": 0.88}, min_similarity=0.88,
         status="converged", stop_share=1.0, early_stop=True, reason="converged",
     ),
+    SecurityEvent(
+        **ENV, event_id="s1", action="token.revoke", outcome="success", actor="ada@example.org",
+        actor_id="u-1", actor_role="admin", actor_kind="user", target="jti-123",
+        ip="203.0.113.7", detail={"method": "POST", "path": "/api/admin/revoke-token"},
+    ),
     TokenDelta(
         debate_id=D, turn_id="t3", agent="demo-1", round=1, phase="propose", index=2,
         text="a four-day week ", done=False,
@@ -121,6 +131,8 @@ def _decode(data: bytes) -> msgspec.Struct:
         return codec.decode_breaker_event(data)
     if tag == "agent.token_delta":
         return codec.decode_token_delta(data)
+    if tag == "security.event":
+        return codec.decode_security_event(data)
     return codec.decode_agent_event(data)
 
 
@@ -132,6 +144,7 @@ def test_every_message_type_has_a_golden_sample() -> None:
         *AGENT_EVENT_TYPES,
         *BREAKER_EVENT_TYPES,
         *LIVE_TYPES,
+        *SECURITY_EVENT_TYPES,
     }
 
 
@@ -168,6 +181,7 @@ def test_tags_are_unique_and_explicit() -> None:
         *AGENT_EVENT_TYPES,
         *BREAKER_EVENT_TYPES,
         *LIVE_TYPES,
+        *SECURITY_EVENT_TYPES,
     ]
     tags = [tag_of(t) for t in types]
     assert len(set(tags)) == len(tags)
@@ -185,6 +199,8 @@ def test_subjects_follow_the_public_scheme() -> None:
     assert subjects.BREAKERS_BUCKET == "ARAGORA_BREAKERS"
     assert subjects.token_delta_subject(D) == f"aragora.live.debate.{D}.tokens"
     assert subjects.LIVE_TOKENS == "aragora.live.debate.*.tokens"
+    assert security_event_subject("auth.login") == "aragora.evt.security.auth.login"
+    assert security_event_subject("admin.a b") == "aragora.evt.security.admin.a_b"
     # Token deltas are ephemeral: no JetStream stream may capture (store) them.
     assert not any(
         s.startswith("aragora.live") or s in (">", "aragora.>")
@@ -203,6 +219,7 @@ def test_asyncapi_documents_every_message_with_a_schema() -> None:
         *AGENT_EVENT_TYPES,
         *BREAKER_EVENT_TYPES,
         *LIVE_TYPES,
+        *SECURITY_EVENT_TYPES,
     )
     for t in types:
         name = tag_of(t).replace(".", "_")
@@ -213,4 +230,5 @@ def test_asyncapi_documents_every_message_with_a_schema() -> None:
     assert "aragora.cmd.agent.run_turn" in addresses
     assert "aragora.evt.agent.breaker.{agent}" in addresses
     assert "aragora.live.debate.{debate_id}.tokens" in addresses
+    assert "aragora.evt.security.{area}.{verb}" in addresses
     assert "headers" not in messages["agent_token_delta"]  # ephemeral: no Nats-Msg-Id

@@ -58,7 +58,8 @@ app.kubernetes.io/component: {{ .component }}
 
 {{/*
 One service's Deployment: (dict "root" $ "component" "orchestrator" "module"
-"aragora.orchestrator" "replicas" 2 "resources" {...} "grace" 30 "gateway" false).
+"aragora.orchestrator" "replicas" 2 "resources" {...} "grace" 30 "gateway" false
+"metricsPort" 9101). metricsPort: its /metrics, /healthz and /readyz port (the probes').
 */}}
 {{- define "aragora.deployment" -}}
 {{- $root := .root -}}
@@ -130,6 +131,24 @@ spec:
           ports:
             - containerPort: {{ .metricsPort }}
               name: metrics
+          # /healthz: the event loop turns (NATS or database outages never restart the pod);
+          # /readyz: its dependencies answer (NATS, JetStream, consumers, event store).
+          livenessProbe:
+            httpGet:
+              path: /healthz
+              port: metrics
+            initialDelaySeconds: 10
+            periodSeconds: 10
+            timeoutSeconds: 5
+            failureThreshold: 3
+          readinessProbe:
+            httpGet:
+              path: /readyz
+              port: metrics
+            initialDelaySeconds: 5
+            periodSeconds: 5
+            timeoutSeconds: 5
+            failureThreshold: 3
           {{- end }}
           {{- if .gateway }}
           ports:

@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from aragora.cli import ask, projections, receipt, users
+from aragora.cli import ask, audit, projections, receipt, users
 from aragora.runtime.settings import SettingsError, load_settings, settings_fields
 
 
@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     receipt.add_parser(sub)
     projections.add_parser(sub)
     users.add_parser(sub)
+    audit.add_parser(sub)
     config = sub.add_parser("config", help="list every setting with its default")
     config.add_argument("--markdown", action="store_true", help="as docs/configuration.md")
     config.set_defaults(func=_config)

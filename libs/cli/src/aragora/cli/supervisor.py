@@ -1,7 +1,7 @@
 """``aragora serve``: the whole stack on one host, each service its own process.
 
 Starts nats-server from the wheel (unless ARAGORA_NATS_URL points at one), then the
-orchestrator, agent-runner(s), ratelimit and gateway; restarts a service that dies, with
+orchestrator, agent-runner(s), ratelimit, audit and gateway; restarts a service that dies, with
 backoff, and the embedded nats-server too (same port, same store: the services reconnect on
 their own); on SIGTERM/SIGINT stops them in dependency order (gateway, runners, orchestrator — whose
 relay drains the outbox — then NATS) and leaves no process behind: children also get
@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aragora.runtime.credentials import ensure_local_token, token_path
+from aragora.runtime.credentials import ensure_local_token, find_token, token_path
 from aragora.runtime.natsserver import EmbeddedNats, NatsServerError, port_open
 from aragora.runtime.settings import Settings
 
@@ -93,6 +93,8 @@ class Supervisor:
         # In-memory limits unless ARAGORA_ENABLE_REDIS_RATE_LIMIT=1 (the embedded default
         # never touches a Redis of the machine's).
         names.append(("ratelimit", "aragora.ratelimit"))
+        # Security events wait in the stream until the audit service records them.
+        names.append(("audit", "aragora.audit"))
         names.append(("gateway", "aragora.gateway"))
         self.children = [
             Child(name, module, {**env, "ARAGORA_INSTANCE_ID": name}) for name, module in names
@@ -131,6 +133,11 @@ class Supervisor:
                 self._say(f"ready: API {api}  WebSocket ws://localhost:{self.settings.ws_port}")
                 token = token_path(self.settings)
                 where = "$ARAGORA_API_TOKEN" if self.settings.api_token else f"$(cat {token})"
+                # Like Jupyter: the generated local token in the web UI's URL fragment (never
+                # sent to a server), printed only to an interactive terminal, never logged.
+                local = not self.settings.api_token and sys.stdout.isatty()
+                fragment = f"#token={find_token(self.settings)}" if local else ""
+                self._say(f"ui:    {api}/ui/{fragment}")
                 self._say(f"try:   curl {api}/api/health")
                 self._say(f'       curl -H "Authorization: Bearer {where}" {api}/api/debates')
                 cli = os.path.relpath(Path(sys.executable).parent / "aragora")
@@ -192,7 +199,8 @@ class Supervisor:
     def stop(self) -> None:
         self._stopping = True
         self._say(
-            "stopping: gateway, agent-runners and ratelimit, orchestrator (drains its outbox), NATS"
+            "stopping: gateway, agent-runners, ratelimit and audit, orchestrator (drains its "
+            "outbox), NATS"
         )
         if not self._nats_alive():
             self._start_nats()  # so that the orchestrator can drain its outbox
@@ -243,8 +251,16 @@ def serve(settings: Settings, runners: int = 1) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise KeyboardInterrupt
 
+    def on_usr1(signum: int, frame: object) -> None:
+        # `kill -USR1 <this pid>`: the gateway reloads its WebSocket handler (it ignores a
+        # second USR1 within 2 s, so `kill -USR1 $(pgrep -f aragora)` reloads it once).
+        for child in supervisor.children:
+            if child.module == "aragora.gateway" and child.alive() and child.process:
+                child.process.send_signal(signal.SIGUSR1)
+
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGUSR1, on_usr1)
     try:
         supervisor.start()
         supervisor.watch()

@@ -23,6 +23,7 @@ from aragora.contracts.messages import (
     TokenDelta,
     tag_of,
 )
+from aragora.contracts.security import SECURITY_EVENT_TYPES, SecurityEvent
 from aragora.contracts.subjects import CANCEL_DEBATE, PREFIX, RUN_TURN, START_DEBATE
 
 SCHEMA_VERSION = "1"
@@ -32,6 +33,7 @@ _ALL = (
     *AGENT_EVENT_TYPES,
     *BREAKER_EVENT_TYPES,
     *LIVE_TYPES,
+    *SECURITY_EVENT_TYPES,
 )
 
 
@@ -103,6 +105,12 @@ def asyncapi_document(version: str) -> dict[str, Any]:
             "(ephemeral, never stored; the stored turn event holds the final text).",
             (TokenDelta,),
         ),
+        "security_event": _channel(
+            f"{PREFIX}.evt.security.{{area}}.{{verb}}",
+            "A security-relevant fact (login, token revoked, admin action...), recorded by "
+            "the audit service in its hash-chained audit_log; `action` is `<area>.<verb>`.",
+            (SecurityEvent,),
+        ),
         "start_debate": _channel(START_DEBATE, "Start a debate (work queue).", (StartDebate,)),
         "cancel_debate": _channel(CANCEL_DEBATE, "Cancel a debate.", (CancelDebate,)),
         "run_turn": _channel(RUN_TURN, "Run one agent turn (work queue).", (RunTurn,)),
@@ -112,6 +120,11 @@ def asyncapi_document(version: str) -> dict[str, Any]:
             channel["parameters"] = {"debate_id": {"description": "Debate UUID"}}
         if "{agent}" in channel["address"]:
             channel["parameters"] = {"agent": {"description": "Agent name"}}
+        if "{area}" in channel["address"]:
+            channel["parameters"] = {
+                "area": {"description": "What it concerns: auth, token, api_key, admin..."},
+                "verb": {"description": "What happened: login, revoke, request..."},
+            }
         channel.setdefault("title", name)
     return {
         "asyncapi": "3.0.0",

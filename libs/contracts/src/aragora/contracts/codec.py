@@ -13,6 +13,7 @@ from aragora.contracts.messages import (
     DebateEventType,
     TokenDelta,
 )
+from aragora.contracts.security import SecurityEvent
 
 _encoder = msgspec.json.Encoder()
 _debate_events = msgspec.json.Decoder(DebateEventType)
@@ -20,6 +21,7 @@ _commands = msgspec.json.Decoder(CommandType)
 _agent_events = msgspec.json.Decoder(AgentEventType)
 _breaker_events = msgspec.json.Decoder(AgentBreakerChanged)
 _token_deltas = msgspec.json.Decoder(TokenDelta)
+_security_events = msgspec.json.Decoder(SecurityEvent)
 
 DecodeError = msgspec.DecodeError
 
@@ -50,6 +52,11 @@ def decode_breaker_event(data: bytes) -> AgentBreakerChanged:
 
 def decode_token_delta(data: bytes) -> TokenDelta:
     result: TokenDelta = _token_deltas.decode(data)
+    return result
+
+
+def decode_security_event(data: bytes) -> SecurityEvent:
+    result: SecurityEvent = _security_events.decode(data)
     return result
 
 

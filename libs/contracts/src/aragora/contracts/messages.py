@@ -80,6 +80,7 @@ class DebateCreated(DebateEvent, frozen=True, kw_only=True, tag="debate.created"
     protocol: Protocol | None = None  # None: a v1.0 debate (defaults + the fields above)
     domain: str = "general"
     requested_by: str = ""  # who asked (account email, "service"); empty before accounts
+    public: bool = False  # visible to every user, not only its creator and admins
 
 
 class DebateQueued(DebateEvent, frozen=True, kw_only=True, tag="debate.queued"):
@@ -208,6 +209,7 @@ class StartDebate(Command, frozen=True, kw_only=True, tag="cmd.debate.start"):
     protocol: Protocol | None = None  # None: defaults plus the three fields above
     domain: str = "general"
     requested_by: str = ""  # the caller the gateway authenticated (email, or "service")
+    public: bool = False  # visible to every user, not only its creator and admins
 
 
 class CancelDebate(Command, frozen=True, kw_only=True, tag="cmd.debate.cancel"):

@@ -202,6 +202,8 @@ class ConsumerSpec:
     concurrency: int = 1
     max_ack_pending: int = 10_000
     deliver_policy: DeliverPolicy = DeliverPolicy.ALL
+    start_seq: int = 0  # > 1: a new durable starts at this stream sequence
+    inactive_threshold: float = 0.0  # > 0: the server deletes the durable after this idle time
 
 
 class Consumer:
@@ -217,6 +219,7 @@ class Consumer:
         self._inflight: set[asyncio.Task[None]] = set()
         conn.reconnected.append(self._reconnected)
         self.handled = 0
+        self.subscribed = False  # holds a live pull subscription (readiness reads it)
         durable = spec.durable
         self._span_name = f"{durable} process"
         self._redeliveries = bus_redeliveries.labels(durable)
@@ -231,7 +234,9 @@ class Consumer:
             ack_wait=s.ack_wait,
             max_deliver=s.max_deliver + 1,  # the last delivery is dead-lettered by us
             max_ack_pending=s.max_ack_pending,
-            deliver_policy=s.deliver_policy,
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE if s.start_seq > 1 else s.deliver_policy,
+            opt_start_seq=s.start_seq if s.start_seq > 1 else None,
+            inactive_threshold=s.inactive_threshold or None,
         )
 
     async def run(self) -> None:
@@ -261,6 +266,7 @@ class Consumer:
                     config=self._config(),
                 )
                 self._reconnected.clear()
+                self.subscribed = True
                 backoff = 0.1
                 await self._fetch_loop(sub)
             except asyncio.CancelledError:
@@ -269,6 +275,7 @@ class Consumer:
                 # Drop the old subscription before making a new one: messages a late
                 # pull request delivers to it would otherwise wait out ack_wait there,
                 # and its pending queue would hold up the connection's drain at exit.
+                self.subscribed = False
                 await self._unsubscribe(sub)
                 if self._stopping.is_set():
                     break
@@ -281,6 +288,7 @@ class Consumer:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
             else:
+                self.subscribed = False
                 await self._unsubscribe(sub)
         await self._drain_inflight()
 

@@ -1,10 +1,10 @@
 """Prometheus metrics every service shares (the bus), and the metrics port of a service.
 
-The gateway serves its registry on ``/metrics`` of the API port; the orchestrator and the
-agent-runners have no HTTP server of their own, so :func:`serve_metrics` starts
-prometheus_client's on ``ARAGORA_ORCHESTRATOR_METRICS_PORT`` /
-``ARAGORA_AGENT_RUNNER_METRICS_PORT`` (0: off). ``METRICS_ENABLED=false`` switches every
-metric of the process off: nothing is served and the bus samples nothing.
+The gateway serves its registry on ``/metrics`` of the API port; the orchestrator, the
+agent-runners and the ratelimit service have no API, so :mod:`aragora.runtime.health`
+serves ``/metrics`` beside their health endpoints on ``ARAGORA_<SERVICE>_METRICS_PORT``
+(0: off). ``METRICS_ENABLED=false`` switches every metric of the process off: ``/metrics``
+answers 404 and the bus samples nothing (the health endpoints stay).
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ import asyncio
 import contextlib
 import logging
 import re
-from wsgiref.simple_server import WSGIServer
 
 from nats.js import JetStreamContext
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram
 
 from aragora.runtime.settings import Settings
 
@@ -78,37 +77,22 @@ def metrics_enabled() -> bool:
     return _state["enabled"]
 
 
-def metrics_port(settings: Settings, service: str) -> int:
-    """The metrics port of this process; 0 for none.
+def service_port(settings: Settings, service: str) -> int:
+    """The port of a process without an API (metrics and health, :mod:`aragora.runtime.health`).
 
-    Agent-runners started by ``aragora serve --runners N`` are named ``agent-runner-k``
-    (ARAGORA_INSTANCE_ID): runner k takes the configured port + k - 1, so replicas on one
-    host never collide. One runner per container (compose, Kubernetes) uses the port as is.
+    ``ARAGORA_<SERVICE>_METRICS_PORT`` (a settings field ``<service>_metrics_port``); 0 for
+    none. Agent-runners started by ``aragora serve --runners N`` are named
+    ``agent-runner-k`` (ARAGORA_INSTANCE_ID): runner k takes the configured port + k - 1,
+    so replicas on one host never collide. One runner per container (compose, Kubernetes)
+    uses the port as is. Served even when METRICS_ENABLED=false (health only then).
     """
-    if not settings.metrics_enabled:
-        return 0
-    if service == "orchestrator":
-        return settings.orchestrator_metrics_port
-    if service == "ratelimit":
-        return settings.ratelimit_metrics_port
-    if service == "agent-runner" and settings.agent_runner_metrics_port:
+    port = int(getattr(settings, f"{service.replace('-', '_')}_metrics_port", 0) or 0)
+    if port and service == "agent-runner":
         found = re.fullmatch(r"agent-runner-(\d+)", settings.instance_id)
-        offset = int(found.group(1)) - 1 if found else 0
-        return settings.agent_runner_metrics_port + offset
-    return 0
+        port += int(found.group(1)) - 1 if found else 0
+    return port
 
 
-def serve_metrics(settings: Settings, service: str) -> WSGIServer | None:
-    """Serve the process's registry on its metrics port (a daemon thread); None if off.
-
-    A port already taken is logged and skipped: metrics never stop a service."""
-    port = metrics_port(settings, service)
-    if not port:
-        return None
-    try:
-        server, _ = start_http_server(port, addr=settings.api_host)
-    except OSError as exc:
-        log.error("metrics port %d not served: %s", port, exc)
-        return None
-    log.info("metrics on http://%s:%d/metrics", settings.api_host, port)
-    return server
+def metrics_port(settings: Settings, service: str) -> int:
+    """The port this process serves ``/metrics`` on; 0 for none (or METRICS_ENABLED=false)."""
+    return service_port(settings, service) if settings.metrics_enabled else 0

@@ -12,13 +12,33 @@ import uvloop
 
 from aragora.runtime.errortracking import configure_sentry, flush_sentry
 from aragora.runtime.logs import configure_logging
-from aragora.runtime.metrics import configure_metrics, serve_metrics
+from aragora.runtime.metrics import configure_metrics
 from aragora.runtime.settings import Settings, SettingsError, load_settings
 from aragora.runtime.tracing import configure_tracing, shutdown_tracing
 
 log = logging.getLogger("aragora.process")
 
 ServiceMain = Callable[[Settings, asyncio.Event], Awaitable[None]]
+
+
+_reload_handlers: list[Callable[[], None]] = []
+
+
+def on_reload(handler: Callable[[], None]) -> Callable[[], None]:
+    """Run ``handler`` (on the event loop) when the process gets SIGUSR1; returns a
+    function that unregisters it."""
+    _reload_handlers.append(handler)
+    return lambda: _reload_handlers.remove(handler)
+
+
+def _reload(service: str) -> None:
+    if not _reload_handlers:
+        log.info("SIGUSR1: %s has nothing to reload", service)
+    for handler in list(_reload_handlers):
+        try:
+            handler()
+        except Exception:
+            log.exception("SIGUSR1 reload failed")
 
 
 def run_service(service: str, service_main: ServiceMain) -> None:
@@ -31,13 +51,15 @@ def run_service(service: str, service_main: ServiceMain) -> None:
     configure_metrics(settings)
     configure_sentry(service, settings)
     configure_tracing(service, settings)
-    metrics_server = serve_metrics(settings, service)
 
     async def runner() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        # The runbook's `kill -USR1 $(pgrep -f aragora)` reaches every process: reload
+        # what registered for it (the gateway's WebSocket handler), never die of it.
+        loop.add_signal_handler(signal.SIGUSR1, _reload, service)
         log.info("service starting", extra={"pid": os.getpid()})
         await service_main(settings, stop)
         log.info("service stopped")
@@ -45,8 +67,5 @@ def run_service(service: str, service_main: ServiceMain) -> None:
     try:
         uvloop.run(runner())
     finally:
-        if metrics_server is not None:
-            metrics_server.shutdown()
-            metrics_server.server_close()
         shutdown_tracing()
         flush_sentry()

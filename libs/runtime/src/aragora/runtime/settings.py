@@ -71,6 +71,26 @@ class Settings:
     ws_port: int = _env(
         "ARAGORA_WS_PORT", 8766, "Gateway WebSocket port (same routes as /ws/... on the API)."
     )
+    ws_max_connections: int = _env(
+        "ARAGORA_WS_MAX_CONNECTIONS", 10000, "WebSocket connections one gateway accepts."
+    )
+    ws_max_connections_per_ip: int = _env(
+        "ARAGORA_WS_MAX_CONNECTIONS_PER_IP", 1000, "WebSocket connections from one address."
+    )
+    ws_send_queue: int = _env(
+        "ARAGORA_WS_SEND_QUEUE",
+        1000,
+        "Events queued for one WebSocket client; a client further behind is closed (1013).",
+    )
+    ws_max_message_bytes: int = _env(
+        "ARAGORA_WS_MAX_MESSAGE_BYTES", 65536, "Largest message a WebSocket client may send."
+    )
+    cors_origins: str = _env(
+        "ARAGORA_CORS_ORIGINS",
+        "",
+        "Comma-separated origins allowed to call the API from a browser (CORS), e.g. "
+        "`https://admin.example.org`; `*` for any; empty: no cross-origin access.",
+    )
     consensus_threshold: float = _env(
         "ARAGORA_CONSENSUS_THRESHOLD",
         0.6,
@@ -196,6 +216,17 @@ class Settings:
         30 * 24 * 3600,
         "Lifetime of a refresh token (each use rotates it; a reused one revokes its family).",
     )
+    key_rotation_grace_seconds: float = _env(
+        "ARAGORA_KEY_ROTATION_GRACE_SECONDS", 900.0, "After `POST /api/admin/rotate-keys`, "
+        "how long tokens signed by the previous JWT key stay valid (0: refused at once).",
+    )  # fmt: skip
+    audit_metrics_port: int = _env(
+        "ARAGORA_AUDIT_METRICS_PORT", 0, "Audit service's /metrics port; 0: off.",
+    )  # fmt: skip
+    audit_verify_interval_seconds: float = _env(
+        "ARAGORA_AUDIT_VERIFY_INTERVAL_SECONDS", 300.0, "How often the audit service "
+        "recomputes the audit_log hash chain (metric aragora_audit_chain_ok); 0: never.",
+    )  # fmt: skip
     allow_registration: bool = _env(
         "ARAGORA_ALLOW_REGISTRATION",
         True,
@@ -283,16 +314,20 @@ class Settings:
         "(WARNING, with duration_ms); 0: every request is logged (INFO).",
     )  # fmt: skip
     metrics_enabled: bool = _env(
-        "METRICS_ENABLED", True, "false: no Prometheus metrics (/metrics answers 404, no ports).",
+        "METRICS_ENABLED", True, "false: no Prometheus metrics (/metrics answers 404; the "
+        "services' health endpoints stay on their ports).",
     )  # fmt: skip
     orchestrator_metrics_port: int = _env(
-        "ARAGORA_ORCHESTRATOR_METRICS_PORT", 0, "Orchestrator's /metrics port; 0: off.",
+        "ARAGORA_ORCHESTRATOR_METRICS_PORT", 0, "Orchestrator's /metrics, /healthz and /readyz "
+        "port; 0: off.",
     )  # fmt: skip
     ratelimit_metrics_port: int = _env(
-        "ARAGORA_RATELIMIT_METRICS_PORT", 0, "Ratelimit service's /metrics port; 0: off.",
+        "ARAGORA_RATELIMIT_METRICS_PORT", 0, "Ratelimit service's /metrics, /healthz and "
+        "/readyz port; 0: off.",
     )  # fmt: skip
     agent_runner_metrics_port: int = _env(
-        "ARAGORA_AGENT_RUNNER_METRICS_PORT", 0, "Agent-runner's /metrics port (runner k of "
+        "ARAGORA_AGENT_RUNNER_METRICS_PORT", 0, "Agent-runner's /metrics, /healthz and /readyz "
+        "port (runner k of "
         "`aragora serve --runners N`: port + k - 1); 0: off. Both bind ARAGORA_API_HOST.",
     )  # fmt: skip
     stream_replicas: int = _env(
@@ -392,6 +427,12 @@ def _validate(s: Settings) -> None:
     if s.access_token_ttl_seconds < 30 or s.refresh_token_ttl_seconds < s.access_token_ttl_seconds:
         raise SettingsError(
             "ARAGORA_ACCESS_TOKEN_TTL_SECONDS must be >= 30 and at most the refresh token TTL"
+        )
+    ws = (s.ws_max_connections, s.ws_max_connections_per_ip, s.ws_send_queue)
+    if min(ws) < 1 or s.ws_max_message_bytes < 1024:
+        raise SettingsError(
+            "ARAGORA_WS_MAX_CONNECTIONS(_PER_IP) and _SEND_QUEUE must be positive, "
+            "ARAGORA_WS_MAX_MESSAGE_BYTES at least 1024"
         )
     limits = [getattr(s, f.name) for f in fields(s) if f.name.startswith("rate_limit_")]
     if min(v for v in limits if type(v) is int) < 1 or s.rate_limit_timeout_seconds <= 0:

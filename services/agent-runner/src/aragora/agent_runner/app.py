@@ -11,7 +11,7 @@ from aragora.agent_runner.service import TurnRunner
 from aragora.agent_runner.traced_http import http_client
 from aragora.contracts import subjects
 from aragora.contracts.subjects import COMMANDS_STREAM
-from aragora.runtime import bus
+from aragora.runtime import bus, health
 from aragora.runtime.agents import load_registry
 from aragora.runtime.settings import Settings
 
@@ -19,6 +19,11 @@ log = logging.getLogger("aragora.agent_runner")
 
 
 async def run(settings: Settings, stop: asyncio.Event) -> None:
+    async with health.serving(settings, "agent-runner") as probe:
+        await _run(settings, stop, probe)
+
+
+async def _run(settings: Settings, stop: asyncio.Event, probe: health.Health) -> None:
     registry = load_registry(settings)
     conn = await bus.connect(settings.nats_servers, name="aragora-agent-runner")
     await bus.ensure_streams(conn.js, replicas=settings.stream_replicas)
@@ -40,11 +45,21 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         task = asyncio.create_task(consumer.run(), name="run-turns")
         rpc = AgentRpc(registry, settings, http)  # debug routes' agent test / connectivity
         await rpc.start(conn.nc)
+        # Providers are not checked: their outages are the circuit breakers' business,
+        # and a runner that cannot reach one still reports that turn's failure.
+        probe.ready(
+            {
+                "nats": health.nats_check(conn),
+                "jetstream": health.jetstream_check(conn),
+                **health.consumer_checks(consumer),
+            }
+        )
         log.info(
             "agent-runner ready",
             extra={"agents": ",".join(sorted(registry.agents)), "mode": registry.mode},
         )
         await stop.wait()
+        probe.stopping()
         log.info("agent-runner stopping: finishing in-flight turns")
         await rpc.stop()
         await consumer.stop()

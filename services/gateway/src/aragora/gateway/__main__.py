@@ -1,6 +1,6 @@
 """``python -m aragora.gateway``: run the gateway (REST on the API port, WS on both)."""
 
-from aragora.gateway.app import run
+from aragora.gateway.server import run
 from aragora.runtime.process import run_service
 
 

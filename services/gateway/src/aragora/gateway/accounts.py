@@ -57,6 +57,12 @@ DDL = [
         created_at TEXT NOT NULL,
         revoked_at TEXT)""",
     "CREATE INDEX IF NOT EXISTS gw_api_keys_user ON gw_api_keys (user_id)",
+    "CREATE INDEX IF NOT EXISTS gw_refresh_jti ON gw_refresh_tokens (jti)",
+    # Accounts whose next login must set a new password (POST /api/admin/force-password-reset).
+    """CREATE TABLE IF NOT EXISTS gw_password_resets (
+        user_id TEXT PRIMARY KEY,
+        requested_at TEXT NOT NULL,
+        requested_by TEXT NOT NULL)""",
 ]
 
 
@@ -139,6 +145,17 @@ def create_user(cur: Any, email: str, password_hash: str, role: Role) -> User:
     return user
 
 
+def user_by_email(cur: Any, email: str) -> User | None:
+    cur.execute(f"SELECT {_USER_COLUMNS} FROM gw_users WHERE email = ?", (email.strip().lower(),))
+    row = cur.fetchone()
+    return _user(row) if row else None
+
+
+def user_ids(cur: Any) -> list[str]:
+    cur.execute("SELECT id FROM gw_users ORDER BY created_at")
+    return [str(r[0]) for r in cur.fetchall()]
+
+
 def get_user(cur: Any, user_id: str) -> User | None:
     cur.execute(f"SELECT {_USER_COLUMNS} FROM gw_users WHERE id = ?", (user_id,))
     row = cur.fetchone()
@@ -183,6 +200,31 @@ def set_password_hash(cur: Any, user_id: str, password_hash: str) -> None:
     cur.execute("UPDATE gw_users SET password_hash = ? WHERE id = ?", (password_hash, user_id))
 
 
+def require_password_reset(cur: Any, user_id: str, by: str) -> None:
+    """The next login of ``user_id`` must set a new password (``POST /api/auth/password``)."""
+    cur.execute(
+        "INSERT INTO gw_password_resets (user_id, requested_at, requested_by) VALUES (?, ?, ?) "
+        "ON CONFLICT (user_id) DO UPDATE SET requested_at = excluded.requested_at, "
+        "requested_by = excluded.requested_by",
+        (user_id, _now(), by),
+    )
+
+
+def password_reset_required(cur: Any, user_id: str) -> bool:
+    cur.execute("SELECT 1 FROM gw_password_resets WHERE user_id = ?", (user_id,))
+    return cur.fetchone() is not None
+
+
+def clear_password_reset(cur: Any, user_id: str) -> None:
+    cur.execute("DELETE FROM gw_password_resets WHERE user_id = ?", (user_id,))
+
+
+def end_sessions(cur: Any, user_id: str) -> None:
+    """Every access token (token version) and refresh token of the user stops working."""
+    bump_token_version(cur, user_id)
+    revoke_user_refresh_tokens(cur, user_id)
+
+
 def bump_token_version(cur: Any, user_id: str) -> None:
     """Invalidate every access token the user holds (logout everywhere)."""
     cur.execute("UPDATE gw_users SET token_version = token_version + 1 WHERE id = ?", (user_id,))
@@ -191,15 +233,33 @@ def bump_token_version(cur: Any, user_id: str) -> None:
 # --- refresh tokens ---------------------------------------------------------------------------
 
 
-def new_refresh_token(cur: Any, user_id: str, ttl: int, now: float, family: str = "") -> str:
-    """A fresh refresh token (returned once; stored hashed) in ``family`` (new if empty)."""
+def new_refresh_token(
+    cur: Any, user_id: str, ttl: int, now: float, family: str = "", jti: str = ""
+) -> str:
+    """A fresh refresh token (returned once; stored hashed) in ``family`` (new if empty).
+
+    ``jti`` is the access token issued with it, so revoking that token by its id also ends
+    the session it belongs to (:func:`revoke_session`)."""
     token = "art_" + secrets.token_urlsafe(32)
     cur.execute(
         "INSERT INTO gw_refresh_tokens (token_hash, jti, family, user_id, expires_at) "
         "VALUES (?, ?, ?, ?, ?)",
-        (sha256(token), str(uuid.uuid4()), family or str(uuid.uuid4()), user_id, now + ttl),
+        (sha256(token), jti or str(uuid.uuid4()), family or str(uuid.uuid4()), user_id, now + ttl),
     )
     return token
+
+
+def revoke_session(cur: Any, jti: str) -> int:
+    """Revoke the refresh-token family issued with access token ``jti``; how many tokens."""
+    cur.execute("SELECT DISTINCT family FROM gw_refresh_tokens WHERE jti = ?", (jti,))
+    families = [str(r[0]) for r in cur.fetchall()]
+    for family in families:
+        revoke_family(cur, family)
+    return len(families)
+
+
+def revoke_all_refresh_tokens(cur: Any) -> None:
+    cur.execute("UPDATE gw_refresh_tokens SET revoked = 1 WHERE revoked = 0")
 
 
 def use_refresh_token(cur: Any, token: str, now: float) -> tuple[str, str] | None:
@@ -267,13 +327,30 @@ def list_api_keys(cur: Any, user_id: str) -> list[dict[str, Any]]:
     return [{"id": r[0], "prefix": r[1], "role": r[2], "created_at": r[3]} for r in cur.fetchall()]
 
 
-def revoke_api_keys(cur: Any, user_id: str, key_id: str | None = None) -> int:
-    """Revoke one of the user's keys (by id), or all of them; returns how many."""
+def revoke_api_keys(cur: Any, user_id: str, key_id: str | None = None) -> list[str]:
+    """Revoke one of the user's keys (by id), or all of them; returns their ids."""
     before = list_api_keys(cur, user_id)
     targets = [k["id"] for k in before if key_id is None or k["id"] == key_id]
     for target in targets:
         cur.execute("UPDATE gw_api_keys SET revoked_at = ? WHERE id = ?", (_now(), target))
-    return len(targets)
+    return targets
+
+
+def revoke_api_key_id(cur: Any, key_id: str) -> bool:
+    """Revoke the live API key ``key_id`` of whichever user; whether there was one."""
+    cur.execute("SELECT 1 FROM gw_api_keys WHERE id = ? AND revoked_at IS NULL", (key_id,))
+    if cur.fetchone() is None:
+        return False
+    cur.execute("UPDATE gw_api_keys SET revoked_at = ? WHERE id = ?", (_now(), key_id))
+    return True
+
+
+def revoke_every_api_key(cur: Any) -> list[str]:
+    """Revoke every live API key of every user; returns their ids."""
+    cur.execute("SELECT id FROM gw_api_keys WHERE revoked_at IS NULL")
+    targets = [str(r[0]) for r in cur.fetchall()]
+    cur.execute("UPDATE gw_api_keys SET revoked_at = ? WHERE revoked_at IS NULL", (_now(),))
+    return targets
 
 
 def lookup_api_key(cur: Any, key: str) -> tuple[User, Role, str] | None:

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import psycopg
 import psycopg_pool
-import uvicorn
 from litestar import Litestar, Request, Response, get
+from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.middleware import ASGIMiddleware
@@ -26,13 +27,16 @@ from aragora.contracts.subjects import EVENTS_STREAM
 from aragora.gateway import (
     accounts,
     admin,
+    audit_routes,
     auth_routes,
     breakers,
     debates,
     errors,
+    incident_routes,
     leaderboard,
     receipts,
     system,
+    ui,
     ws,
 )
 from aragora.gateway import debug as debug_routes
@@ -41,14 +45,16 @@ from aragora.gateway.auth import Authenticator, AuthMiddleware
 from aragora.gateway.billing import billing_usage
 from aragora.gateway.deps import Deps
 from aragora.gateway.http_metrics import HttpObservabilityMiddleware
-from aragora.gateway.live import LiveHub, token_forwarder
+from aragora.gateway.live import token_forwarder
 from aragora.gateway.projector import Projector
 from aragora.gateway.ratelimit import RateLimitGate, RateLimitMiddleware
 from aragora.gateway.readmodel import ReadModel
+from aragora.gateway.rebuild import LIVE_CONSUMER
+from aragora.gateway.revocation import AuthState
+from aragora.gateway.security_events import AuditMiddleware, announce_start
 from aragora.gateway.tokens import KeyRing, load_secret
 from aragora.gateway.ws_stats import ws_stats
 from aragora.runtime import bus
-from aragora.runtime.agents import load_registry
 from aragora.runtime.logs import correlation_id_var
 from aragora.runtime.settings import Settings
 
@@ -167,17 +173,21 @@ def create_app(deps: Deps, *, own_lifecycle: bool = True, auth: bool = True) -> 
             rate_limits.system_rate_limits,
             billing_usage,
             *auth_routes.ROUTES,
+            *incident_routes.ROUTES,
+            *audit_routes.ROUTES,
             ws_stats,
             errors.system_errors,
             admin.cleanup_caches,
             admin.memory_dump,
             openapi_json,
+            *ui.ROUTES,
         ],
         state=State({"deps": deps}),
         lifespan=[lifespan],
         middleware=[
             CorrelationMiddleware(),
             HttpObservabilityMiddleware(deps.settings),
+            AuditMiddleware(deps),  # outside auth: refusals are security events too
             *([AuthMiddleware(lambda: deps.auth, deps.settings.metrics_public)] if auth else []),
             RateLimitMiddleware(deps),
         ],
@@ -191,6 +201,29 @@ def create_app(deps: Deps, *, own_lifecycle: bool = True, auth: bool = True) -> 
             render_plugins=[SwaggerRenderPlugin(path="/")],
         ),
         request_max_body_size=MAX_BODY_BYTES,
+        cors_config=cors_config(deps.settings.cors_origins),
+    )
+
+
+def cors_config(origins: str) -> CORSConfig | None:
+    """ARAGORA_CORS_ORIGINS: browsers on these origins may call the API (none by default)."""
+    allowed = [o.strip().rstrip("/") for o in origins.split(",") if o.strip()]
+    if not allowed:
+        return None
+    return CORSConfig(
+        allow_origins=allowed,
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", "X-Correlation-ID", "Idempotency-Key"],
+        expose_headers=[
+            "X-Correlation-ID",
+            "Retry-After",
+            "X-RateLimit-Limit",
+            "X-RateLimit-Remaining",
+            "X-RateLimit-Reset",
+            "Location",
+        ],
+        allow_credentials=False,  # bearer tokens, never cookies
+        max_age=600,
     )
 
 
@@ -255,16 +288,20 @@ async def running(deps: Deps) -> AsyncIterator[None]:
     deps.auth = build_authenticator(deps)
     deps.bus = await bus.connect(deps.settings.nats_servers, name="aragora-gateway")
     await bus.ensure_streams(deps.bus.js, replicas=deps.settings.stream_replicas)
+    # Revocations and the shared key ring are loaded before the first request is served.
+    auth_state = deps.auth.state
+    if auth_state is not None:
+        await auth_state.start(deps.bus, deps.settings.stream_replicas)
+        authenticator = deps.auth
+
+        def close_revoked() -> None:  # open WebSockets whose token is now refused: 4401
+            deps.hub.close_refused(authenticator.refusal)
+
+        auth_state.add_listener(close_revoked)
+    await announce_start(deps)
     projector = Projector(deps.readmodel, deps.hub)
     consumer = bus.Consumer(
-        deps.bus,
-        bus.ConsumerSpec(
-            stream=EVENTS_STREAM.name,
-            durable="gateway-projection",
-            filter_subject=subjects.DEBATE_EVENTS,
-            concurrency=1,  # ordered: the read model applies each debate's events in seq order
-        ),
-        projector.handle,
+        deps.bus, await projection_spec(deps.settings, deps.readmodel), projector.handle
     )
     task = asyncio.create_task(consumer.run(), name="projection")
     # Token deltas: core NATS (not JetStream), forwarded live, never stored.
@@ -285,8 +322,40 @@ async def running(deps: Deps) -> AsyncIterator[None]:
         await consumer.stop()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(task, 5)
+        if auth_state is not None:
+            await auth_state.stop()
         await deps.bus.close()
         await deps.readmodel.close()
+
+
+REPLICA_CONSUMER_IDLE_SECONDS = 3600.0
+
+
+async def projection_spec(settings: Settings, readmodel: ReadModel) -> bus.ConsumerSpec:
+    """The projection's durable consumer: ``gateway-projection`` for a single gateway;
+    ``gateway-projection-<ARAGORA_INSTANCE_ID>`` for each of several replicas.
+
+    Every replica projects every event (the read model drops what another replica already
+    applied), so each replica's WebSocket streams see every event at once. A replica's
+    consumer starts where the shared read model stands and is deleted by the server after an
+    hour without its replica.
+    """
+    spec = bus.ConsumerSpec(
+        stream=EVENTS_STREAM.name,
+        durable=LIVE_CONSUMER,
+        filter_subject=subjects.DEBATE_EVENTS,
+        concurrency=1,  # ordered: the read model applies each debate's events in seq order
+    )
+    instance = settings.instance_id
+    if not instance or instance == "gateway":
+        return spec
+    positions = await readmodel.positions()
+    return dataclasses.replace(
+        spec,
+        durable=f"{LIVE_CONSUMER}-{subjects.subject_token(instance)}",
+        start_seq=min(positions.values(), default=0) + 1,
+        inactive_threshold=REPLICA_CONSUMER_IDLE_SECONDS,
+    )
 
 
 def build_authenticator(deps: Deps) -> Authenticator:
@@ -298,56 +367,7 @@ def build_authenticator(deps: Deps) -> Authenticator:
     async def load_key(key: str) -> tuple[accounts.User, accounts.Role, str] | None:
         return await deps.readmodel.run(lambda cur: accounts.lookup_api_key(cur, key))
 
-    keys = KeyRing(load_secret(deps.settings))
-    return Authenticator(keys, deps.settings.api_token, load_user, load_key)
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: the process owns SIGTERM/SIGINT."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-async def run(settings: Settings, stop: asyncio.Event) -> None:
-    deps = Deps(
-        settings=settings,
-        registry=load_registry(settings),
-        readmodel=ReadModel(settings),
-        hub=LiveHub(),
-    )
-    app = create_app(deps, own_lifecycle=False)
-    servers = [
-        _Server(
-            uvicorn.Config(
-                app,
-                host=settings.api_host,
-                port=port,
-                log_config=None,
-                access_log=False,
-                lifespan="off",
-                ws_max_size=65536,
-                timeout_graceful_shutdown=10,
-            )
-        )
-        for port in dict.fromkeys((settings.api_port, settings.ws_port))
-    ]
-    async with running(deps):
-        tasks = [asyncio.create_task(s.serve()) for s in servers]
-        log.info(
-            "gateway ready",
-            extra={
-                "api": f"http://{settings.api_host}:{settings.api_port}",
-                "ws_port": settings.ws_port,
-            },
-        )
-        stopped = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait([stopped, *tasks], return_when=asyncio.FIRST_COMPLETED)
-        deps.hub.close_all()  # open streams end with 1001; clients resume with since
-        for server in servers:
-            server.should_exit = True
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for t in done:
-            if t is not stopped and t.exception() is not None:
-                raise SystemExit(f"gateway: server failed: {t.exception()}")
+    secret = load_secret(deps.settings)
+    keys = KeyRing(secret)
+    state = AuthState(keys, secret, token_ttl=deps.settings.access_token_ttl_seconds)
+    return Authenticator(keys, deps.settings.api_token, load_user, load_key, state=state)

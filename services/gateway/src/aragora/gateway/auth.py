@@ -9,6 +9,10 @@ pass ``?token=`` instead, as browsers cannot set headers there). A credential is
 * a JWT access token (``POST /api/auth/login``), checked for signature, expiry, issuer,
   audience and the user's token version (logout everywhere).
 
+Revocations (a token's ``jti``, an API key, "every token issued before T", of everyone or
+of one user) and retired signing keys come from the KV bucket every replica watches
+(:class:`aragora.gateway.revocation.AuthState`): checked in memory on every request.
+
 Policy (:func:`required_role`): public routes need nothing; ``/api/system/*``,
 ``/api/admin/*``, ``/api/debug/*`` and breaker resets need ``admin`` (or ``owner``); any
 other route needs a valid credential, and writes need at least ``member`` (``viewer`` is
@@ -22,7 +26,7 @@ from __future__ import annotations
 import hmac
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 import msgspec
@@ -33,6 +37,9 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from aragora.gateway import accounts
 from aragora.gateway.accounts import Role, User
 from aragora.gateway.tokens import KeyRing, TokenError
+
+if TYPE_CHECKING:
+    from aragora.gateway.revocation import AuthState
 from aragora.runtime.logs import correlation_id_var
 
 CACHE_SECONDS = 5.0  # how stale a user's token version / an API key lookup may be
@@ -47,11 +54,17 @@ _PUBLIC = frozenset(
         "/api/auth/login",
         "/api/auth/register",
         "/api/auth/refresh",
+        "/api/auth/password",  # a forced password reset: the account cannot log in first
         "/api/receipts/public-key",
         "/api/openapi.json",  # the API's shape, no data: readable before logging in
+        "/ui",  # the web UI's page shells (no data: the page calls the API with a token)
+        "/admin",
+        "/portal",
     }
 )
-_PUBLIC_PREFIXES = ("/api/docs",)  # the docs UI (a browser cannot send a bearer token)
+# The docs UI and the web UI's pages and assets (a browser cannot send a bearer token on
+# a page load); nothing under /ui/ serves data.
+_PUBLIC_PREFIXES = ("/api/docs", "/ui/")
 _METRICS = frozenset({"/metrics", "/api/metrics"})
 _ADMIN_PREFIXES = ("/api/system/", "/api/admin/", "/api/debug/")
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -65,6 +78,8 @@ class Identity(msgspec.Struct, frozen=True, kw_only=True):
     kind: str
     email: str = ""
     token_id: str = ""  # the JWT's jti or the API key's id
+    issued_at: float = 0.0  # a JWT's iat
+    kid: str = ""  # the key that signed a JWT
 
     @property
     def is_admin(self) -> bool:
@@ -106,8 +121,10 @@ class Authenticator:
         load_user: UserLoader,
         load_key: KeyLoader,
         clock: Callable[[], float] = time.monotonic,
+        state: AuthState | None = None,
     ) -> None:
         self.keys = keys
+        self.state = state  # revocations and the shared key ring (None: tests of parts)
         self._service_token = service_token
         self._load_user = load_user
         self._load_key = load_key
@@ -145,17 +162,40 @@ class Authenticator:
             if hit[1] is None:
                 raise TokenError("unknown or revoked API key")
             owner, role, key_id = hit[1]
+            if self.state is not None and self.state.refusal("api_key", key_id, owner.id, 0.0):
+                raise TokenError("API key revoked")
             return Identity(
                 subject=owner.id, role=role, kind="api_key", email=owner.email, token_id=key_id
             )
-        claims = self.keys.verify(credential)
+        claims, kid = self.keys.verify(credential)
+        if self.state is not None:
+            refused = self.state.refusal("user", claims.jti, claims.sub, claims.iat, kid)
+            if refused:
+                raise TokenError(refused)
         user = await self._user(claims.sub)
         if user is None or user.disabled:
             raise TokenError("the token's account no longer exists or is disabled")
         if claims.tv != user.token_version:
             raise TokenError("token revoked (logged out)")
         return Identity(
-            subject=user.id, role=user.role, kind="user", email=user.email, token_id=claims.jti
+            subject=user.id,
+            role=user.role,
+            kind="user",
+            email=user.email,
+            token_id=claims.jti,
+            issued_at=claims.iat,
+            kid=kid,
+        )
+
+    def refusal(self, identity: Identity) -> str | None:
+        """Why an identity accepted earlier is revoked now (None: still good).
+
+        For long-lived connections (WebSocket): call it from an
+        :meth:`AuthState.add_listener` callback and close the refused ones."""
+        if self.state is None:
+            return None
+        return self.state.refusal(
+            identity.kind, identity.token_id, identity.subject, identity.issued_at, identity.kid
         )
 
 
@@ -197,6 +237,10 @@ class AuthMiddleware(ASGIMiddleware):
         state = scope.setdefault("state", {})
         state["identity"] = identity
         if needed is None:
+            await next_app(scope, receive, send)
+            return
+        if identity is None and not credential and scope["type"] == ScopeType.WEBSOCKET:
+            state["auth_pending"] = True  # the stream reads {"type": "auth", …} first
             await next_app(scope, receive, send)
             return
         if identity is None:

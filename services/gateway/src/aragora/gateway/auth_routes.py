@@ -1,4 +1,8 @@
-"""``/api/auth/*``: register, login, refresh, logout, me, and the caller's API keys."""
+"""``/api/auth/*``: register, login, refresh, logout, password, me, and the caller's API keys.
+
+Each handler notes what it did for the audit log (:func:`security_events.note`); the audit
+middleware adds who, from where and the outcome.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import time
 from typing import Any
 
 import msgspec
-from litestar import Request, delete, get, post
+from litestar import Request, Response, delete, get, post
 from litestar.datastructures import State
 from litestar.exceptions import (
     ClientException,
@@ -20,6 +24,9 @@ from aragora.gateway import accounts
 from aragora.gateway.accounts import AccountError, Role
 from aragora.gateway.auth import Authenticator, Identity
 from aragora.gateway.deps import Deps
+from aragora.gateway.revocation import AuthState
+from aragora.gateway.security_events import AuditNote, note
+from aragora.runtime.logs import correlation_id_var
 
 log = logging.getLogger("aragora.gateway.auth")
 
@@ -47,6 +54,15 @@ class ApiKeyRevoke(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     id: str | None = None
 
 
+class PasswordChange(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    email: str
+    password: str
+    new_password: str
+
+
+PASSWORD_RESET_REQUIRED = "password_reset_required"  # noqa: S105 (an error code)
+
+
 def identity_of(request: Request[Any, Any, Any]) -> Identity | None:
     found = request.scope.get("state", {}).get("identity")
     return found if isinstance(found, Identity) else None
@@ -57,6 +73,10 @@ def _auth(deps: Deps) -> Authenticator:
     return deps.auth
 
 
+def _state(deps: Deps) -> AuthState | None:
+    return _auth(deps).state
+
+
 def _decode(raw: bytes, shape: type[Any]) -> Any:
     try:
         return msgspec.json.decode(raw or b"{}", type=shape)
@@ -64,15 +84,20 @@ def _decode(raw: bytes, shape: type[Any]) -> Any:
         raise ClientException(f"invalid request body: {exc}") from None
 
 
-async def _tokens(deps: Deps, user: accounts.User, family: str = "") -> dict[str, Any]:
+async def _tokens(
+    deps: Deps, user: accounts.User, entry: AuditNote, family: str = ""
+) -> dict[str, Any]:
     s = deps.settings
     access, claims = _auth(deps).keys.issue(
         user.id, user.role, user.token_version, s.access_token_ttl_seconds
     )
+    entry.actor, entry.actor_id, entry.target = user.email, user.id, claims.jti
+    entry.actor_role, entry.actor_kind = user.role, "user"
+    entry.detail["kid"] = _auth(deps).keys.current_kid
     now = time.time()
     refresh = await deps.readmodel.run(
         lambda cur: accounts.new_refresh_token(
-            cur, user.id, s.refresh_token_ttl_seconds, now, family
+            cur, user.id, s.refresh_token_ttl_seconds, now, family, jti=claims.jti
         )
     )
     return {
@@ -103,6 +128,7 @@ async def register(request: Request[Any, Any, Any], state: State) -> dict[str, A
         accounts.check_password(body.password)
     except AccountError as exc:
         raise ClientException(str(exc)) from None
+    entry = note(request, "account.create", target=email, detail={"role": body.role})
     # Argon2 is slow by design: in a worker thread, not on the event loop or the DB thread.
     password_hash = await asyncio.to_thread(accounts.hash_password, body.password)
     try:
@@ -111,16 +137,21 @@ async def register(request: Request[Any, Any, Any], state: State) -> dict[str, A
         )
     except AccountError as exc:
         raise ClientException(str(exc), status_code=409) from None
+    entry.detail["user_id"] = user.id
     log.info("account created", extra={"user_id": user.id, "role": user.role})
     return {"user": user.public()}
 
 
 @post("/api/auth/login", status_code=200, tags=["auth"])
-async def login(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
-    """Email and password → an access token (JWT) and a refresh token."""
+async def login(request: Request[Any, Any, Any], state: State) -> Response[dict[str, Any]]:
+    """Email and password → an access token (JWT) and a refresh token.
+
+    An account an admin marked for a password reset gets 403 ``password_reset_required``
+    (only with the right password): set a new one with ``POST /api/auth/password``."""
     deps: Deps = state.deps
     body: Credentials = _decode(await request.body(), Credentials)
     email = body.email.strip().lower()
+    entry = note(request, "auth.login", actor=email[:254])
     record = await deps.readmodel.run(lambda cur: accounts.login_record(cur, email))
     # The hash check runs in a worker thread, outside any transaction (see check_login).
     user = await asyncio.to_thread(accounts.check_login, record, body.password)
@@ -130,8 +161,54 @@ async def login(request: Request[Any, Any, Any], state: State) -> dict[str, Any]
     if user is None:
         log.warning("login failed", extra={"outcome": "denied"})
         raise NotAuthorizedException("wrong email or password")
+    if await deps.readmodel.run(lambda cur: accounts.password_reset_required(cur, user.id)):
+        entry.actor_id, entry.detail["reason"] = user.id, PASSWORD_RESET_REQUIRED
+        detail = "an admin requires a new password: POST /api/auth/password"
+        return Response(
+            {
+                "error": detail,
+                "code": PASSWORD_RESET_REQUIRED,
+                "detail": detail,
+                "status_code": 403,
+                "correlation_id": correlation_id_var.get(),
+            },
+            status_code=403,
+        )
     log.info("login", extra={"user_id": user.id})
-    return await _tokens(deps, user)
+    return Response(await _tokens(deps, user, entry), status_code=200)
+
+
+@post("/api/auth/password", status_code=200, tags=["auth"])
+async def change_password(request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
+    """Email, current password and a new one: sets it, clears a forced reset and ends
+    every session of the account (log in again with the new password)."""
+    deps: Deps = state.deps
+    body: PasswordChange = _decode(await request.body(), PasswordChange)
+    email = body.email.strip().lower()
+    entry = note(request, "auth.password_change", actor=email[:254])
+    try:
+        accounts.check_password(body.new_password)
+    except AccountError as exc:
+        raise ClientException(str(exc)) from None
+    if body.new_password == body.password:
+        raise ClientException("the new password must differ from the current one")
+    record = await deps.readmodel.run(lambda cur: accounts.login_record(cur, email))
+    user = await asyncio.to_thread(accounts.check_login, record, body.password)
+    if user is None:
+        raise NotAuthorizedException("wrong email or password")
+    entry.actor_id = entry.target = user.id
+    fresh = await asyncio.to_thread(accounts.hash_password, body.new_password)
+
+    def work(cur: Any) -> None:
+        accounts.set_password_hash(cur, user.id, fresh)
+        accounts.clear_password_reset(cur, user.id)
+        accounts.end_sessions(cur, user.id)
+
+    await deps.readmodel.run(work)
+    if (shared := _state(deps)) is not None:
+        await shared.not_before(user.id, by=user.email, reason="password changed")
+    _auth(deps).forget()
+    return {"password_changed": True, "user": user.public()}
 
 
 @post("/api/auth/refresh", status_code=200, tags=["auth"])
@@ -140,16 +217,18 @@ async def refresh(request: Request[Any, Any, Any], state: State) -> dict[str, An
     deps: Deps = state.deps
     body: RefreshRequest = _decode(await request.body(), RefreshRequest)
     now = time.time()
+    entry = note(request, "token.refresh")
     used = await deps.readmodel.run(
         lambda cur: accounts.use_refresh_token(cur, body.refresh_token, now)
     )
     if used is None:
         raise NotAuthorizedException("refresh token invalid, expired or already used")
     user_id, family = used
+    entry.actor_id = user_id
     user = await deps.readmodel.run(lambda cur: accounts.get_user(cur, user_id))
     if user is None or user.disabled:
         raise NotAuthorizedException("the account no longer exists or is disabled")
-    return await _tokens(deps, user, family)
+    return await _tokens(deps, user, entry, family)
 
 
 @post("/api/auth/logout", status_code=200, tags=["auth"])
@@ -158,14 +237,14 @@ async def logout(request: Request[Any, Any, Any], state: State) -> dict[str, Any
     deps: Deps = state.deps
     caller = identity_of(request)
     assert caller is not None  # the auth middleware let only authenticated calls through
+    note(request, "auth.logout", target=caller.token_id)
     if caller.kind != "user":
         raise ClientException("log out applies to login sessions; revoke API keys instead")
-
-    def work(cur: Any) -> None:
-        accounts.bump_token_version(cur, caller.subject)
-        accounts.revoke_user_refresh_tokens(cur, caller.subject)
-
-    await deps.readmodel.run(work)
+    await deps.readmodel.run(lambda cur: accounts.end_sessions(cur, caller.subject))
+    if (shared := _state(deps)) is not None:
+        # Every replica refuses the caller's tokens at once (the token version above is
+        # the backstop, seen by other replicas within the user cache's 5 seconds).
+        await shared.not_before(caller.subject, by=caller.email, reason="logout")
     _auth(deps).forget()
     log.info("logout", extra={"user_id": caller.subject})
     return {"logged_out": True}
@@ -194,6 +273,7 @@ async def create_api_key(request: Request[Any, Any, Any], state: State) -> dict[
     caller = _user_caller(request)
     raw = await request.body()
     body: ApiKeyRequest = _decode(raw, ApiKeyRequest) if raw else ApiKeyRequest()
+    entry = note(request, "api_key.create")
 
     def work(cur: Any) -> tuple[str, dict[str, Any]]:
         user = accounts.get_user(cur, caller.subject)
@@ -205,6 +285,7 @@ async def create_api_key(request: Request[Any, Any, Any], state: State) -> dict[
         key, record = await deps.readmodel.run(work)
     except AccountError as exc:
         raise PermissionDeniedException(str(exc)) from None
+    entry.target, entry.detail["role"] = record["id"], record["role"]
     log.info("api key created", extra={"user_id": caller.subject, "key_id": record["id"]})
     return {
         "api_key": key,
@@ -229,12 +310,34 @@ async def revoke_api_key(request: Request[Any, Any, Any], state: State) -> dict[
     caller = _user_caller(request)
     raw = await request.body()
     key_id = request.query_params.get("id") or (_decode(raw, ApiKeyRevoke).id if raw else None)
+    entry = note(request, "api_key.delete", target=key_id or "all")
     revoked = await deps.readmodel.run(
         lambda cur: accounts.revoke_api_keys(cur, caller.subject, key_id)
     )
+    await revoke_keys_everywhere(deps, revoked, by=caller.email, reason="deleted by its user")
+    entry.detail["count"] = str(len(revoked))
     _auth(deps).forget()
-    log.info("api keys revoked", extra={"user_id": caller.subject, "count": revoked})
-    return {"revoked": revoked}
+    log.info("api keys revoked", extra={"user_id": caller.subject, "count": len(revoked)})
+    return {"revoked": len(revoked)}
 
 
-ROUTES = [register, login, refresh, logout, me, create_api_key, list_api_keys, revoke_api_key]
+async def revoke_keys_everywhere(deps: Deps, key_ids: list[str], *, by: str, reason: str) -> None:
+    """Tell every replica at once (their 5-second key cache would otherwise lag)."""
+    shared = _state(deps)
+    if shared is None:
+        return
+    for key_id in key_ids:
+        await shared.revoke_token(key_id, "api_key", by=by, reason=reason)
+
+
+ROUTES = [
+    register,
+    login,
+    change_password,
+    refresh,
+    logout,
+    me,
+    create_api_key,
+    list_api_keys,
+    revoke_api_key,
+]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -11,7 +12,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.exceptions import (
     ClientException,
-    NotFoundException,
+    PermissionDeniedException,
     ServiceUnavailableException,
 )
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
@@ -23,6 +24,7 @@ from aragora.gateway import metrics
 from aragora.gateway.deps import Deps
 from aragora.gateway.projection import RUNNING, initial_view
 from aragora.gateway.requests import CreateDebate, invalid, resolve_protocol
+from aragora.gateway.visibility import can_change, identity_of, list_filter, owner_key, visible
 from aragora.runtime import bus
 from aragora.runtime.logs import correlation_id_var
 
@@ -49,12 +51,7 @@ def deps_of(state: State) -> Deps:
     return deps
 
 
-def _caller(request: Request[Any, Any, Any]) -> str:
-    """Who asked: the account's email, or ``service`` for the service token."""
-    identity = request.scope.get("state", {}).get("identity")
-    if identity is None:
-        return ""
-    return str(identity.email or identity.subject)
+log = logging.getLogger("aragora.gateway.debates")
 
 
 class DebateController(Controller):
@@ -98,12 +95,35 @@ class DebateController(Controller):
             threshold=protocol.threshold,
             protocol=protocol,
             domain=data.domain,
-            requested_by=_caller(request),
+            requested_by=owner_key(identity_of(request.scope)),
+            public=data.public,
         )
-        await deps.readmodel.accept(initial_view(debate_id, topic, agents, rounds, now.isoformat()))
-        await bus.publish(
-            deps.bus.js, subjects.START_DEBATE, codec.encode(command), command.event_id
+        await deps.readmodel.accept(
+            initial_view(
+                debate_id,
+                topic,
+                agents,
+                rounds,
+                now.isoformat(),
+                requested_by=command.requested_by,
+                public=data.public,
+            )
         )
+        try:
+            await bus.publish(
+                deps.bus.js, subjects.START_DEBATE, codec.encode(command), command.event_id
+            )
+        except Exception as exc:  # NATS refused or timed out after the publish's retries
+            log.warning(
+                "start command not accepted by the bus: %s",
+                type(exc).__name__,
+                extra={"debate_id": debate_id},
+            )
+            await deps.readmodel.forget_provisional(debate_id)
+            raise ServiceUnavailableException(
+                "the message bus did not accept the debate; nothing was started, retry shortly",
+                headers={"Retry-After": "5"},
+            ) from None
         metrics.debates_started.inc()
         return Response(
             {"id": debate_id, "status": "running"},
@@ -115,31 +135,34 @@ class DebateController(Controller):
     async def list_debates(
         self,
         state: State,
+        request: Request[Any, Any, Any],
         status: FromQuery[Status | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
     ) -> dict[str, Any]:
-        debates = await deps_of(state).readmodel.list_views(status, limit)
+        """Newest first: every debate for admins and owners; for other users their own
+        debates and public ones."""
+        viewer = list_filter(identity_of(request.scope))
+        debates = await deps_of(state).readmodel.list_views(status, limit, visible_to=viewer)
         return {"debates": debates, "count": len(debates)}
 
     @get("/{debate_id:str}")
-    async def get_debate(self, debate_id: FromPath[str], state: State) -> dict[str, Any]:
-        view = await deps_of(state).readmodel.get(debate_id)
-        if view is None:
-            raise NotFoundException(f"no debate {debate_id}")
-        return view
+    async def get_debate(
+        self, debate_id: FromPath[str], state: State, request: Request[Any, Any, Any]
+    ) -> dict[str, Any]:
+        return visible(request, debate_id, await deps_of(state).readmodel.get(debate_id))
 
     @get("/{debate_id:str}/events")
     async def events(
         self,
         debate_id: FromPath[str],
         state: State,
+        request: Request[Any, Any, Any],
         after: Annotated[int, QueryParameter(ge=0)] = 0,
         limit: Annotated[int, QueryParameter(ge=1, le=10_000)] = 1000,
     ) -> Response[bytes]:
         deps = deps_of(state)
+        visible(request, debate_id, await deps.readmodel.get(debate_id))
         bodies = await deps.readmodel.events(debate_id, after, limit)
-        if not bodies and await deps.readmodel.get(debate_id) is None:
-            raise NotFoundException(f"no debate {debate_id}")
         # Stored bodies are already the wire JSON: splice them without re-encoding.
         payload = b'{"debate_id":%s,"events":[%s]}' % (
             msgspec.json.encode(debate_id),
@@ -148,11 +171,13 @@ class DebateController(Controller):
         return Response(payload, media_type="application/json")
 
     @post("/{debate_id:str}/cancel", status_code=202)
-    async def cancel(self, debate_id: FromPath[str], state: State) -> dict[str, str]:
+    async def cancel(
+        self, debate_id: FromPath[str], state: State, request: Request[Any, Any, Any]
+    ) -> dict[str, str]:
         deps = deps_of(state)
-        view = await deps.readmodel.get(debate_id)
-        if view is None:
-            raise NotFoundException(f"no debate {debate_id}")
+        view = visible(request, debate_id, await deps.readmodel.get(debate_id))
+        if not can_change(identity_of(request.scope), view):
+            raise PermissionDeniedException("only its creator or an admin can cancel a debate")
         if view["status"] not in ("queued", RUNNING):
             raise ConflictException(f"debate {debate_id} already ended: {view['status']}")
         if deps.bus is None or not deps.bus.nc.is_connected:

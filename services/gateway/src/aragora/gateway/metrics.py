@@ -37,6 +37,10 @@ debates_total = Counter(
 consensus_reached = Counter("aragora_consensus_reached", "Debates that ended in consensus")
 debates_started = Counter("aragora_debates_started", "Debates accepted by the API")
 websocket_connections = Gauge("aragora_websocket_connections", "Open WebSocket connections")
+websocket_max_connections = Gauge(
+    "aragora_websocket_max_connections",
+    "WebSocket connections this gateway accepts (ARAGORA_WS_MAX_CONNECTIONS), for alerts",
+)
 ws_connection_errors = Counter(
     "ws_connection_errors", "WebSocket connections that ended with an error"
 )

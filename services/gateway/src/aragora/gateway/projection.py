@@ -27,7 +27,14 @@ RUNNING = "running"
 
 
 def initial_view(
-    debate_id: str, topic: str, agents: list[str], rounds: int, created_at: str
+    debate_id: str,
+    topic: str,
+    agents: list[str],
+    rounds: int,
+    created_at: str,
+    *,
+    requested_by: str = "",
+    public: bool = False,
 ) -> View:
     return {
         "id": debate_id,
@@ -53,6 +60,8 @@ def initial_view(
         "domain": "general",
         "protocol": None,
         "usage": empty_usage(),
+        "requested_by": requested_by,
+        "public": public,
         "last_seq": 0,
     }
 
@@ -96,6 +105,7 @@ def apply(view: View | None, event: DebateEvent) -> View:
             "created_at": _ts(event),
             "domain": event.domain,
             "requested_by": event.requested_by,
+            "public": event.public,
             "protocol": msgspec.to_builtins(event.protocol) if event.protocol else None,
             "usage": empty_usage(event.protocol.max_cost_usd if event.protocol else 0.0),
         }

@@ -35,17 +35,19 @@ class Projector:
             raise Transient(
                 f"debate {event.debate_id}: seq {event.seq} arrived before its predecessor"
             )
-        if outcome is Applied.DUPLICATE:
-            return
         terminal = is_terminal(event)
-        if terminal and view is not None:
-            metrics.record_outcome(view)
-        metrics.record_turn(event)
-        self.hub.publish(
-            LiveEvent(
-                debate_id=event.debate_id,
-                seq=event.seq,
-                body=msg.data.decode(),
-                terminal=terminal,
-            )
+        if outcome is Applied.APPLIED:
+            if terminal and view is not None:
+                metrics.record_outcome(view)
+            metrics.record_turn(event)
+        # Applied here, or already by another replica sharing the read model: this
+        # replica's streams need it either way (each drops by seq what it already sent).
+        live = LiveEvent(
+            debate_id=event.debate_id,
+            seq=event.seq,
+            body=msg.data.decode(),
+            terminal=terminal,
+            owner=(view or {}).get("requested_by") or "",
+            public=bool((view or {}).get("public")),
         )
+        self.hub.publish(live)

@@ -53,7 +53,9 @@ _DDL = [
         created_at TEXT NOT NULL,
         completed_at TEXT,
         last_seq INTEGER NOT NULL DEFAULT 0,
-        view TEXT NOT NULL)""",
+        view TEXT NOT NULL,
+        owner TEXT NOT NULL DEFAULT '',
+        public INTEGER NOT NULL DEFAULT 0)""",
     "CREATE INDEX IF NOT EXISTS gw_debates_status ON gw_debates (status, created_at)",
     """CREATE TABLE IF NOT EXISTS gw_debate_events (
         debate_id TEXT NOT NULL,
@@ -128,6 +130,7 @@ class ReadModel:
             self._sqlite.execute("PRAGMA synchronous=NORMAL")
         ddl = (*_DDL, *leaderboard.DDL, *usage.DDL, *accounts.DDL, *errors.DDL)
         self._tx(lambda cur: [cur.execute(stmt) for stmt in ddl])
+        self._tx(lambda cur: add_ownership(cur, self.postgres))
 
     def _tx(self, work: Callable[[Any], T]) -> T:
         """Run ``work(cursor)`` in one transaction (worker thread only)."""
@@ -173,9 +176,18 @@ class ReadModel:
 
         def work(cur: Any) -> None:
             cur.execute(
-                "INSERT INTO gw_debates (id, status, topic, created_at, last_seq, view) "
-                "VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT (id) DO NOTHING",
-                (view["id"], view["status"], view["topic"], view["created_at"], json.dumps(view)),
+                "INSERT INTO gw_debates "
+                "(id, status, topic, created_at, last_seq, view, owner, public) "
+                "VALUES (?, ?, ?, ?, 0, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                (
+                    view["id"],
+                    view["status"],
+                    view["topic"],
+                    view["created_at"],
+                    json.dumps(view),
+                    view.get("requested_by") or "",
+                    int(bool(view.get("public"))),
+                ),
             )
 
         await self._run(work)
@@ -197,7 +209,7 @@ class ReadModel:
             last_seq, view = (row[0], json.loads(row[1])) if row else (0, None)
             if event.seq <= last_seq:
                 advance_positions(cur, stream_seq)
-                return Applied.DUPLICATE, None
+                return Applied.DUPLICATE, view  # the stored view (owner, public) as it is
             if event.seq != last_seq + 1:
                 return Applied.GAP, None
             new = projection.apply(view, event)
@@ -233,14 +245,33 @@ class ReadModel:
 
         return await self._run(work)
 
-    async def list_views(self, status: str | None, limit: int) -> list[View]:
+    async def forget_provisional(self, debate_id: str) -> None:
+        """Drop the provisional row of a debate whose start command never reached the bus."""
+        await self._run(
+            lambda cur: cur.execute(
+                "DELETE FROM gw_debates WHERE id = ? AND last_seq = 0", (debate_id,)
+            )
+        )
+
+    async def list_views(
+        self, status: str | None, limit: int, visible_to: str | None = None
+    ) -> list[View]:
+        """Newest first; ``visible_to`` (an owner key): only its debates and public ones."""
+
         def work(cur: Any) -> list[View]:
-            sql = "SELECT view FROM gw_debates"
-            params: tuple[Any, ...] = ()
+            clauses: list[str] = []
+            params: list[Any] = []
             if status:
-                sql += " WHERE status = ?"
-                params = (status,)
-            cur.execute(sql + " ORDER BY created_at DESC LIMIT ?", (*params, limit))
+                clauses.append("status = ?")
+                params.append(status)
+            if visible_to is not None:
+                clauses.append("(owner = ? OR public = 1)")
+                params.append(visible_to)
+            where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+            cur.execute(
+                f"SELECT view FROM gw_debates{where} ORDER BY created_at DESC LIMIT ?",
+                (*params, limit),
+            )
             return [json.loads(r[0]) for r in cur.fetchall()]
 
         return await self._run(work)
@@ -324,11 +355,12 @@ def store_event(cur: Any, event: DebateEvent, body: str) -> None:
 def store_view(cur: Any, view: View) -> None:
     cur.execute(
         "INSERT INTO gw_debates "
-        "(id, status, topic, created_at, completed_at, last_seq, view) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+        "(id, status, topic, created_at, completed_at, last_seq, view, owner, public) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
         "status = excluded.status, topic = excluded.topic, "
         "created_at = excluded.created_at, completed_at = excluded.completed_at, "
-        "last_seq = excluded.last_seq, view = excluded.view",
+        "last_seq = excluded.last_seq, view = excluded.view, "
+        "owner = excluded.owner, public = excluded.public",
         (
             view["id"],
             view["status"],
@@ -337,8 +369,31 @@ def store_view(cur: Any, view: View) -> None:
             view["completed_at"],
             view["last_seq"],
             json.dumps(view),
+            view.get("requested_by") or "",
+            int(bool(view.get("public"))),
         ),
     )
+
+
+def add_ownership(cur: Any, postgres: bool) -> None:
+    """Add ``owner``/``public`` to a ``gw_debates`` made before debates had owners, filled
+    from the stored views (an upgrade in place; a no-op on a current table)."""
+    if postgres:
+        cur.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_name = 'gw_debates' AND table_schema = current_schema()"
+        )
+    else:
+        cur.execute("SELECT name FROM pragma_table_info('gw_debates')")
+    columns = {r[0] for r in cur.fetchall()}
+    if "owner" not in columns:
+        cur.execute("ALTER TABLE gw_debates ADD COLUMN owner TEXT NOT NULL DEFAULT ''")
+        cur.execute("ALTER TABLE gw_debates ADD COLUMN public INTEGER NOT NULL DEFAULT 0")
+        cur.execute("SELECT id, view FROM gw_debates")
+        for debate_id, body in cur.fetchall():
+            owner = json.loads(body).get("requested_by") or ""
+            cur.execute("UPDATE gw_debates SET owner = ? WHERE id = ?", (owner, debate_id))
+    cur.execute("CREATE INDEX IF NOT EXISTS gw_debates_owner ON gw_debates (owner, created_at)")
 
 
 class _PgCursor:

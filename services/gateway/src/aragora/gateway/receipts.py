@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
-from litestar import Response, get
+from litestar import Request, Response, get
 from litestar.datastructures import State
-from litestar.exceptions import HTTPException, NotFoundException, ServiceUnavailableException
+from litestar.exceptions import HTTPException, ServiceUnavailableException
 from litestar.params import FromPath, FromQuery
 
 from aragora.contracts import codec
@@ -29,6 +29,7 @@ from aragora.contracts.receipt_signing import (
 )
 from aragora.contracts.values import TerminalStatus
 from aragora.gateway.deps import Deps
+from aragora.gateway.visibility import visible
 from aragora.runtime.settings import SettingsError
 from aragora.runtime.signing import load_signing_seed
 
@@ -89,13 +90,14 @@ def _still_running(debate_id: str) -> HTTPException:
 
 @get("/api/debates/{debate_id:str}/receipt", tags=["receipts"])
 async def debate_receipt(
-    debate_id: FromPath[str], state: State, format: FromQuery[ReceiptFormat] = "json"
+    debate_id: FromPath[str],
+    state: State,
+    request: Request[Any, Any, Any],
+    format: FromQuery[ReceiptFormat] = "json",
 ) -> Response[Any]:
     """The signed receipt of a finished debate, as JSON (verifiable), Markdown or HTML."""
     deps: Deps = state.deps
-    view = await deps.readmodel.get(debate_id)
-    if view is None:
-        raise NotFoundException(f"no debate {debate_id}")
+    view = visible(request, debate_id, await deps.readmodel.get(debate_id))
     if view["status"] not in _TERMINAL:
         raise _still_running(debate_id)
     try:

@@ -48,6 +48,7 @@ class CreateDebate(msgspec.Struct, forbid_unknown_fields=True):
     rounds: Rounds | None = None
     consensus: ConsensusMode | None = None
     domain: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")] = "general"
+    public: bool = False  # every user may read it (else only its creator, admins and owners)
     protocol: ProtocolRequest | None = None
     max_cost_usd: Budget | None = None  # same as protocol.max_cost_usd
 

@@ -72,6 +72,7 @@ def decide_start(command: StartDebate, ctx: Ctx, *, queue_position: int = 0) -> 
         seq=1,
         topic=command.topic,
         requested_by=command.requested_by,
+        public=command.public,
         agents=list(command.agents),
         rounds=protocol.rounds,
         consensus=protocol.consensus,

@@ -51,6 +51,11 @@ class RateLimitService:
             self._subscriptions.append(sub)
         await nc.flush()
 
+    @property
+    def subscribed(self) -> bool:
+        """Answering: subscribed to every subject (nats.py re-subscribes on reconnect)."""
+        return len(self._subscriptions) == len(SUBJECTS)
+
     async def stop(self) -> None:
         for sub in self._subscriptions:
             try:
