@@ -42,6 +42,15 @@ def runbook_curls() -> list[str]:
     return commands
 
 
+def runbook_block(heading: str) -> str:
+    """The first fenced code block after ``heading`` in the runbook."""
+    text = RUNBOOK.read_text()
+    after = text[text.index(heading) :]
+    if "```json" in after.split("\n## ", 1)[0]:  # the section's JSON example, if it has one
+        after = after[after.index("```json") :]
+    return after.split("```", 2)[1].split("\n", 1)[1]
+
+
 def as_run(command: str, stack: Stack, user_token: str) -> tuple[list[str], str]:
     """The command as argv against the stack, and what a `| grep X` after it looks for.
 
@@ -52,6 +61,8 @@ def as_run(command: str, stack: Stack, user_token: str) -> tuple[list[str], str]
     for stage in pipeline[1:]:
         if stage.startswith("grep "):
             wanted = stage.split()[-1].strip("'\"")
+        elif stage.startswith("jq '"):
+            wanted = "jq:" + stage.split("'")[1]
     argv = shlex.split(pipeline[0].replace("<access_token>", user_token))
     argv = [a.replace("$ADMIN_TOKEN", user_token) for a in argv]
     argv = [a.replace("localhost:8080", f"127.0.0.1:{stack.api_port}") for a in argv]
@@ -104,13 +115,51 @@ def test_every_local_curl_line_of_the_runbook_works(runbook_stack: Stack) -> Non
         done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
         body, _, status = done.stdout.rpartition("\n")
         ok = done.returncode == 0 and status.isdigit() and int(status) < 400
-        if ok and wanted and wanted not in body:
+        if ok and wanted.startswith("jq:"):  # `| jq '.checks.websocket'`: must be there
+            ok = json_path(json.loads(body), wanted[3:]) is not None
+        elif ok and wanted and wanted not in body:
             ok = False
         if not ok:
             failures.append(f"{command}\n  -> {status} {body[:300]}")
     assert not failures, "\n".join(failures)
     dump = json.loads(Path(stack.env["ARAGORA_MEMORY_DUMP_PATH"]).read_text())
     assert dump["top_allocations"]
+
+
+def json_path(document: object, path: str) -> object:
+    """What jq's ``.a.b`` (or ``.``) selects; None when absent."""
+    for key in filter(None, path.split(".")):
+        document = document.get(key) if isinstance(document, dict) else None
+    return document
+
+
+def shape(example: object) -> object:
+    """The keys of a JSON example, nested (values dropped)."""
+    if isinstance(example, dict):
+        return {key: shape(value) for key, value in example.items()}
+    return None
+
+
+def covers(actual: object, example: object) -> bool:
+    """``actual`` has every key of ``example``, recursively."""
+    if isinstance(example, dict):
+        return isinstance(actual, dict) and all(
+            key in actual and covers(actual[key], value) for key, value in example.items()
+        )
+    return True
+
+
+def test_health_has_the_runbook_shape_and_its_check_script_passes(runbook_stack: Stack) -> None:
+    stack = runbook_stack
+    documented = json.loads(runbook_block("### Endpoint: `/api/health`"))
+    health = httpx.get(f"{stack.url}/api/health", timeout=5).json()
+    assert covers(health, shape(documented)), (health, documented)
+    assert health["status"] == "healthy" and health["checks"]["database"]["status"] == "ok"
+    script = runbook_block("### Health Check Script").replace(
+        "localhost:8080", f"127.0.0.1:{stack.api_port}"
+    )
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=False)
+    assert (done.returncode, done.stdout.strip()) == (0, "OK: All checks passed"), done
 
 
 def _all_aragora_pids(stack: Stack) -> list[int]:
@@ -143,7 +192,7 @@ def test_sigusr1_reloads_websockets_and_keeps_the_api(runbook_stack: Stack) -> N
                 ws.send(json.dumps({"type": "ping"}))
                 assert json.loads(ws.recv(timeout=5)) == {"type": "pong"}
             break
-        except OSError:
+        except (OSError, ConnectionClosed):  # the old server was still closing: retry
             assert time.monotonic() < deadline, "the WebSocket port did not come back"
             time.sleep(0.1)
     assert stack.service_pids() == pids_before  # nothing died of the signal

@@ -80,6 +80,7 @@ class BackendState(msgspec.Struct, frozen=True, kw_only=True):
     degraded: bool = False
     detail: str = ""
     instance: str = ""
+    redis_latency_ms: float | None = None  # the status request's Redis PING, when it ran
 
 
 class RateLimitStatusReply(_Rpc, frozen=True, kw_only=True, tag="rpc.ratelimit.status_reply"):

@@ -27,7 +27,7 @@ async def _run(settings: Settings, stop: asyncio.Event, probe: health.Health) ->
     registry = load_registry(settings)
     conn = await bus.connect(settings.nats_servers, name="aragora-agent-runner")
     await bus.ensure_streams(conn.js, replicas=settings.stream_replicas)
-    async with http_client() as http:
+    async with http_client(settings.agent_concurrency) as http:
         runner = TurnRunner(registry, settings, conn.js, http, live=conn.nc)
         consumer = bus.Consumer(
             conn,

@@ -67,9 +67,15 @@ class TracedTransport(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
-def http_client() -> httpx.AsyncClient:
-    """The runner's shared client; provider calls are traced when tracing is on."""
-    timeout = httpx.Timeout(None, connect=10.0)
+def http_client(max_in_flight: int = 100) -> httpx.AsyncClient:
+    """The runner's shared client; provider calls are traced when tracing is on.
+
+    Its pool holds ``max_in_flight`` connections (ARAGORA_AGENT_CONCURRENCY): httpx's
+    default of 100 would otherwise cap the turns in flight below the runner's concurrency.
+    """
+    timeout = httpx.Timeout(None, connect=10.0, pool=None)
+    limits = httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight)
     if not tracing.enabled():
-        return httpx.AsyncClient(timeout=timeout)
-    return httpx.AsyncClient(timeout=timeout, transport=TracedTransport(httpx.AsyncHTTPTransport()))
+        return httpx.AsyncClient(timeout=timeout, limits=limits)
+    transport = TracedTransport(httpx.AsyncHTTPTransport(limits=limits))
+    return httpx.AsyncClient(timeout=timeout, transport=transport)

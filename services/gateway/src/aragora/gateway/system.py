@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import resource
 import time
@@ -21,6 +22,7 @@ CHECK_TIMEOUT = 2.0
 log = logging.getLogger("aragora.gateway.system")
 
 
+@functools.cache
 def app_version() -> str:
     try:
         return version("aragora-gateway")
@@ -97,7 +99,7 @@ async def _rate_limiting(deps: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     if state.mode == "disabled":
         status = "disabled"
     return (
-        {"status": redis_status, "used_by": "rate limiting"},
+        {"status": redis_status, "latency_ms": state.redis_latency_ms, "used_by": "rate limiting"},
         {
             "status": status,
             "backend": state.backend,

@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import Counter
 
+import msgspec
 import redis.exceptions
 
 from aragora.contracts.ratelimit import (
@@ -192,12 +194,16 @@ class Limiter:
 
     async def status(self, caller: Caller | None) -> RateLimitStatusReply:
         if caller is None:
+            latency_ms = None
             if self.redis is not None and self.redis_up:
+                started = time.perf_counter()
                 try:
                     await self.redis.ping()  # health asks: tell the truth now
+                    latency_ms = round((time.perf_counter() - started) * 1000, 2)
                 except Exception as exc:
                     self._down(exc)
-            return RateLimitStatusReply(state=self.state())
+            state = msgspec.structs.replace(self.state(), redis_latency_ms=latency_ms)
+            return RateLimitStatusReply(state=state)
         window = self.policy.window_seconds
         budgets = [self.policy.budgets(caller, c)[0] for c in ENDPOINT_CLASSES]
         if caller.ip:
