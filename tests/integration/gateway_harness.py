@@ -55,9 +55,11 @@ class Gateway:
         response = await self.client.get(f"/api/debates/{debate_id}")
         return response.json() if response.status_code == 200 else None
 
-    async def wait_for_seq(self, debate_id: str, seq: int) -> dict[str, Any]:
+    async def wait_for_seq(self, debate_id: str, seq: int, timeout: float = 5.0) -> dict[str, Any]:
         view = await eventually(
-            lambda: self.view(debate_id), lambda v: v is not None and v["last_seq"] >= seq
+            lambda: self.view(debate_id),
+            lambda v: v is not None and v["last_seq"] >= seq,
+            timeout,
         )
         assert view is not None
         return view

@@ -15,7 +15,7 @@ from litestar.testing import AsyncTestClient
 from aragora.gateway.deps import Deps
 from aragora.runtime.natsserver import EmbeddedNats
 from tests.conftest import make_settings
-from tests.integration.gateway_harness import open_gateway
+from tests.integration.gateway_harness import eventually, open_gateway
 
 SERVICE_TOKEN = "svc-token-for-tests-0123456789abcdef"
 PASSWORD = "correct horse battery"
@@ -207,3 +207,36 @@ async def test_the_first_owner_is_made_with_the_cli(
         access = login.json()["access_token"]
         admin_route = await api.get("/api/system/circuit-breakers", headers=bearer(access))
         assert admin_route.status_code == 200
+
+
+async def test_no_credential_reaches_an_event_on_the_bus(
+    nats_server: EmbeddedNats, tmp_path: Path
+) -> None:
+    """Logins, key creation and use, revocation: the security events published for the
+    audit log name who and what, never a password, token or key."""
+    settings = make_settings(tmp_path, nats_url=nats_server.url, api_token=SERVICE_TOKEN)
+    async with open_gateway(settings) as gw:
+        api = gw.client
+        del api.headers["Authorization"]
+        access, tokens = await _user(api, "kay@example.org")
+        key = (await api.post("/api/auth/api-key", headers=bearer(access))).json()["api_key"]
+        assert (await api.get("/api/auth/me", headers=bearer(key))).status_code == 200
+        await api.post("/api/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+        await api.delete("/api/auth/api-key", headers=bearer(access))
+        await api.get("/api/auth/me", headers=bearer(key))  # refused: audited, not echoed
+        secrets = [key, access, tokens["refresh_token"], PASSWORD, SERVICE_TOKEN]
+
+        async def published() -> list[bytes]:
+            info = await gw.nats.js.stream_info("ARAGORA_EVENTS")
+            first, last = info.state.first_seq, info.state.last_seq
+            return [
+                (await gw.nats.js.get_msg("ARAGORA_EVENTS", seq)).data or b""
+                for seq in range(first, last + 1)
+            ]
+
+        bodies = await eventually(published, lambda found: len(found) >= 5)
+    security = [b for b in bodies if b"security" in b]
+    assert len(security) >= 5, bodies  # logins, key created/used/deleted, refusal
+    for body in bodies:
+        for secret in secrets:
+            assert secret.encode() not in body, body

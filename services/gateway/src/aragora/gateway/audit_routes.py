@@ -18,6 +18,7 @@ import nats.errors
 from litestar import Request, get
 from litestar.datastructures import State
 from litestar.exceptions import ClientException
+from litestar.params import FromQuery
 
 from aragora.contracts.security import (
     AUDIT_QUERY_RPC,
@@ -66,14 +67,14 @@ def _time(name: str, value: str | None) -> datetime | None:
 async def audit_log(
     request: Request[Any, Any, Any],
     state: State,
-    limit: int = 100,
-    actor: str = "",
-    action: str = "",
-    outcome: str = "",
-    since: str | None = None,
-    until: str | None = None,
-    order: str = "desc",
-    cursor: str = "",
+    limit: FromQuery[int] = 100,
+    actor: FromQuery[str] = "",
+    action: FromQuery[str] = "",
+    outcome: FromQuery[str] = "",
+    since: FromQuery[str | None] = None,
+    until: FromQuery[str | None] = None,
+    order: FromQuery[str] = "desc",
+    cursor: FromQuery[str] = "",
 ) -> dict[str, Any]:
     """Audit entries, newest first (``order=asc``: oldest first), filtered, paginated."""
     deps: Deps = state.deps
