@@ -21,6 +21,7 @@ from aragora.contracts.subjects import COMMANDS_STREAM
 from aragora.runtime.natsserver import EmbeddedNats
 from tests.conftest import PG_URL, TEST_TOKEN, make_settings
 from tests.integration.gateway_harness import Gateway, eventually, open_gateway
+from tests.integration.test_gateway_streams import receive_until_closed
 from tests.integration.test_readmodel import debate_events
 
 PASSWORD = "correct horse battery"
@@ -28,14 +29,7 @@ PASSWORD = "correct horse battery"
 
 def frames(ws: WebSocketTestSession, timeout: float = 5.0) -> tuple[list[dict[str, Any]], int]:
     """Every non-heartbeat frame until the server closes; returns (frames, close code)."""
-    received: list[dict[str, Any]] = []
-    while True:
-        try:
-            frame = json.loads(ws.receive_text(timeout=timeout))
-        except WebSocketDisconnect as closed:
-            return received, closed.code
-        if frame.get("type") != "stream.heartbeat":
-            received.append(frame)
+    return receive_until_closed(ws, timeout)
 
 
 def next_frame(ws: WebSocketTestSession) -> dict[str, Any]:

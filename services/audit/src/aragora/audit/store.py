@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from aragora.audit import chain
 from aragora.contracts.security import AuditEntry, AuditQuery, SecurityEvent
+from aragora.runtime.pgpool import open_pool
 from aragora.runtime.settings import Settings
 
 T = TypeVar("T")
@@ -67,23 +68,7 @@ class AuditStore:
     def open(self) -> None:
         s = self._settings
         if self.postgres:
-            import psycopg
-            from psycopg_pool import ConnectionPool
-
-            kwargs: dict[str, Any] = {"connect_timeout": 3}
-            if s.database_schema:
-                with psycopg.connect(s.database_url, autocommit=True, connect_timeout=3) as conn:
-                    conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{s.database_schema}"')
-                kwargs["options"] = f"-c search_path={s.database_schema}"
-            self._pool = ConnectionPool(
-                s.database_url,
-                min_size=1,
-                max_size=4,
-                kwargs=kwargs,
-                open=True,
-                timeout=5,
-                check=ConnectionPool.check_connection,
-            )
+            self._pool = open_pool(s, max_size=4, timeout=5)
             ddl = [_CREATE, *_INDEXES, *_PG_TRIGGERS]
         else:
             path = self.sqlite_path(s)

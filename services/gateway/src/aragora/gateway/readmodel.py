@@ -34,6 +34,7 @@ from aragora.contracts.messages import (
 )
 from aragora.gateway import accounts, errors, leaderboard, projection, usage
 from aragora.gateway.projection import View
+from aragora.runtime.pgpool import open_pool
 from aragora.runtime.settings import Settings
 
 T = TypeVar("T")
@@ -97,27 +98,7 @@ class ReadModel:
     def _open(self) -> None:
         s = self._settings
         if self.postgres:
-            import psycopg
-            from psycopg_pool import ConnectionPool
-
-            # Fail fast when the database is unreachable: the API answers 503 in seconds
-            # instead of holding requests for the pool's default 30 s.
-            kwargs: dict[str, Any] = {"connect_timeout": 3}
-            if s.database_schema:
-                with psycopg.connect(s.database_url, autocommit=True, connect_timeout=3) as conn:
-                    conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{s.database_schema}"')
-                kwargs["options"] = f"-c search_path={s.database_schema}"
-            self._pool = ConnectionPool(
-                s.database_url,
-                min_size=1,
-                max_size=s.db_pool_size + s.db_max_overflow,
-                kwargs=kwargs,
-                open=True,
-                timeout=3,
-                # A connection that broke while idle (a database restart, a partition)
-                # is replaced on checkout instead of failing the next request.
-                check=ConnectionPool.check_connection,
-            )
+            self._pool = open_pool(s, max_size=s.db_pool_size + s.db_max_overflow, timeout=3)
         else:
             path = (
                 Path(s.database_url.removeprefix("sqlite:///")).with_name("gateway.db")
