@@ -3,14 +3,19 @@
 For each N: completion ratio within the time allowed, wall time (first POST to the last
 terminal event on NATS) / ideal (phases x 1 s: all debates run in parallel), and CPU and
 peak RSS per service. Default sizes fit ``make bench``'s 20 minutes on 2 cores; ``--full``
-runs the issue's 100, 500, 1,000. Each agent-runner may run ``3 x N`` turns at once
-(``ARAGORA_AGENT_CONCURRENCY``; the default 64 would itself be the knee).
+runs the issue's 100, 500, 1,000. The stack is sized so that it is not configuration that
+sets the knee: ``ARAGORA_BENCH_CAPACITY_RUNNERS`` agent-runners (default 2, one per core),
+each allowed ``3 x N`` turns at once (``ARAGORA_AGENT_CONCURRENCY``, which also sizes its
+HTTP pool; the default 64 would itself be the knee), and the open-files limit raised to
+the hard limit (every turn in flight holds a socket in the runner and in the provider).
+The knee is the largest N run that completed every debate within 1.25 x the ideal.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import time
 from pathlib import Path
 from typing import Any
@@ -23,17 +28,27 @@ from bench.client import TerminalWatcher, post_debate
 from bench.report import Figure, Result
 
 LATENCY_MS = 1000
-DEFAULT_SIZES = (25, 50, 100)
-FULL_SIZES = (100, 500, 1000)
+DEFAULT_SIZES = (25, 50, 100, 200)
+FULL_SIZES = (100, 250, 500, 1000)
+KNEE_RATIO = 1.25
 
 
-async def _one_size(workdir: Path, n: int, allowed: float) -> dict[str, Any]:
+def _raise_nofile() -> int:
+    """Lift the open-files soft limit to the hard one (children inherit it); the limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+async def _one_size(workdir: Path, n: int, allowed: float, runners: int) -> dict[str, Any]:
     with (
         infra.database() as db,
         infra.fake_provider(LATENCY_MS) as provider,
         infra.stack(
             workdir,
             db,
+            runners=runners,
             env={
                 **provider.env(),
                 "ARAGORA_AGENT_CONCURRENCY": str(max(64, 3 * n)),
@@ -65,6 +80,7 @@ async def _one_size(workdir: Path, n: int, allowed: float) -> dict[str, Any]:
     ideal = phases * LATENCY_MS / 1000
     return {
         "n": n,
+        "runners": runners,
         "posted_in_s": round(posted, 2),
         "all_ended": finished,
         "completed": completed,
@@ -83,6 +99,7 @@ def run(workdir: Path, full: bool = False) -> Result:
     sizes = FULL_SIZES if full else DEFAULT_SIZES
     if os.environ.get("ARAGORA_BENCH_CAPACITY_SIZES"):
         sizes = tuple(int(x) for x in os.environ["ARAGORA_BENCH_CAPACITY_SIZES"].split(","))
+    runners = int(os.environ.get("ARAGORA_BENCH_CAPACITY_RUNNERS", "2"))
     result = Result(
         "capacity",
         params={
@@ -90,12 +107,15 @@ def run(workdir: Path, full: bool = False) -> Result:
             "sizes": list(sizes),
             "agents": infra.AGENTS,
             "rounds": 3,
+            "runners": runners,
+            "agent_concurrency": "max(64, 3 x N) per runner",
+            "open_files_limit": _raise_nofile(),
         },
     )
     rows = []
     for n in sizes:
         allowed = 60 + n * 1.0  # generous: the figure is the ratio, this only bounds the run
-        row = asyncio.run(_one_size(workdir / f"n{n}", n, allowed))
+        row = asyncio.run(_one_size(workdir / f"n{n}", n, allowed, runners))
         rows.append(row)
         print(
             f"   N={n}: {row['completed']}/{n} completed, wall/ideal {row['wall_over_ideal']}",
@@ -126,5 +146,21 @@ def run(workdir: Path, full: bool = False) -> Result:
         result.add(
             Figure(f"N={n} busiest service CPU", busiest[1]["cpu_cores"], "cores", note=busiest[0])
         )
+    within = [
+        r["n"]
+        for r in rows
+        if r["completion_ratio"] == 1 and (r["wall_over_ideal"] or 99) <= KNEE_RATIO
+    ]
+    result.add(
+        Figure(
+            f"knee: largest N run within {KNEE_RATIO} x ideal, all completed",
+            max(within) if within else 0,
+            "debates",
+            target=1000,
+            target_on="value",
+            better="higher",
+            note=f"sizes run: {', '.join(str(n) for n in sizes)}; {runners} runner(s)",
+        )
+    )
     result.details = {"sizes": rows}
     return result

@@ -36,6 +36,22 @@ def _bare_python() -> tuple[float, float]:
     return rss, time.monotonic() - t0
 
 
+def _cpu_seconds(stack: infra.Stack) -> float:
+    """CPU time (user + system) every process of the stack has used so far, the
+    supervisor included: the work of starting (less sensitive than wall time to other
+    load on the machine, though contention inflates it too)."""
+    assert stack.process is not None
+    procs = [psutil.Process(stack.process.pid), *stack.services().values()]
+    total = 0.0
+    for proc in procs:
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return round(total, 2)
+
+
 async def _active(stack: infra.Stack, n: int) -> dict[str, Any]:
     orchestrator = stack.services()["orchestrator"]
     before = infra.rss_mb(orchestrator)
@@ -67,7 +83,7 @@ def run(workdir: Path, full: bool = False) -> Result:
     held = int(os.environ.get("ARAGORA_BENCH_HELD_DEBATES", "300"))
     result = Result("footprint", params={"starts": starts, "held_debates": held})
     bare_rss, import_s = _bare_python()
-    healthy, idle, active = [], {}, {}
+    healthy, cpu, idle, active = [], [], {}, {}
     with infra.fake_provider(600_000) as provider:  # turns never answer: debates stay active
         for i in range(starts):
             with (
@@ -75,6 +91,7 @@ def run(workdir: Path, full: bool = False) -> Result:
                 infra.stack(workdir / f"s{i}", db, env=provider.env()) as stack,
             ):
                 healthy.append(round(stack.healthy_after, 3))
+                cpu.append(_cpu_seconds(stack))
                 if i == starts - 1:
                     time.sleep(5)
                     idle = {name: infra.rss_mb(p) for name, p in stack.services().items()}
@@ -111,6 +128,7 @@ def run(workdir: Path, full: bool = False) -> Result:
     result.add(Figure("orchestrator RSS per active debate", active.get("kb_per_debate"), "KB"))
     result.details = {
         "healthy_s": healthy,
+        "cpu_to_healthy_s": cpu,
         "idle_rss_mb": idle,
         "bare_python_rss_mb": bare_rss,
         "import_gateway_s": round(import_s, 3),

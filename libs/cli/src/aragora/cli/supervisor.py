@@ -111,15 +111,24 @@ class Supervisor:
                 raise SystemExit(f"port {port} is already in use: stop what holds it or set {what}")
         if not s.nats_url:
             self.nats = EmbeddedNats(s.nats_port, s.data_dir / "nats", sync=s.nats_sync)
-            self.nats.start()
-            self.nats_backoff.started_at = time.monotonic()
-            self._say(f"nats-server (JetStream) on {self.nats.url}, data in {s.data_dir / 'nats'}")
+            if port_open(self.nats.host, self.nats.port):  # never let a child use another's
+                raise NatsServerError(
+                    f"port {self.nats.port} is already in use; set ARAGORA_NATS_PORT to a "
+                    "free port or ARAGORA_NATS_URL to use a running server"
+                )
             for child in self.children:
                 child.env["ARAGORA_NATS_URL"] = self.nats.url
         store = "PostgreSQL" if s.uses_postgres else f"SQLite in {s.data_dir}"
         self._say(f"event store: {store}")
-        for child in self.children:
+        # The gateway first (it is the slowest to import and what "ready" waits for), and
+        # every service before nats-server is up: they take far longer to import than it
+        # takes to listen, and they retry their first connection until it does.
+        for child in sorted(self.children, key=lambda c: c.module != "aragora.gateway"):
             child.start()
+        if self.nats is not None:
+            self.nats.start()
+            self.nats_backoff.started_at = time.monotonic()
+            self._say(f"nats-server (JetStream) on {self.nats.url}, data in {s.data_dir / 'nats'}")
         self._wait_ready()
 
     def _wait_ready(self, timeout: float = 60.0) -> None:
@@ -147,7 +156,7 @@ class Supervisor:
             for child in self.children:
                 if child.process is not None and child.process.poll() is not None:
                     raise SystemExit(f"{child.name} exited during start-up (see its log above)")
-            time.sleep(0.1)
+            time.sleep(0.02)
         raise SystemExit(f"the gateway did not open port {self.settings.api_port} in {timeout}s")
 
     def watch(self) -> None:

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Literal
 
 import msgspec
-import yaml
 
 from aragora.runtime.settings import Settings, SettingsError
 
@@ -213,6 +212,8 @@ def _default_fallback(settings: Settings, agents: dict[str, AgentSpec]) -> list[
 
 def _read_agents_file(path: Path) -> _AgentsFile:
     """TOML, or YAML when the name ends in ``.yaml``/``.yml``: the same fields either way."""
+    import yaml  # only for an agents file: most processes never read one
+
     try:
         text = path.read_text()
         if path.suffix.lower() in (".yaml", ".yml"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from typing import Any
 
 from aragora.runtime.logs import correlation_id_var, debate_id_var
@@ -83,7 +84,6 @@ def configure_sentry(service: str, settings: Settings, **options: Any) -> bool:
 
 def flush_sentry(timeout: float = 2.0) -> None:
     """Send what is queued before the process exits (no-op when Sentry is off)."""
-    import sentry_sdk
-
-    if sentry_sdk.is_initialized():
+    sentry_sdk = sys.modules.get("sentry_sdk")  # imported by configure_sentry if it is on
+    if sentry_sdk is not None and sentry_sdk.is_initialized():
         sentry_sdk.flush(timeout=timeout)

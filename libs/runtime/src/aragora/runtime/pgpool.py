@@ -2,20 +2,43 @@
 
 from __future__ import annotations
 
+import time
+import weakref
 from typing import Any
 
 from aragora.runtime.settings import Settings
 
+IDLE_CHECK_SECONDS = 2.0
+_returned: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
 
-def open_pool(settings: Settings, *, max_size: int, timeout: float) -> Any:
+
+def _check_if_idle(conn: Any) -> None:
+    """Check (one round trip) only a connection idle for a while: one just returned was
+    fine a moment ago, and checking it on every checkout doubled the cost of a read."""
+    from psycopg_pool import ConnectionPool
+
+    if time.monotonic() - _returned.get(conn, 0.0) > IDLE_CHECK_SECONDS:
+        ConnectionPool.check_connection(conn)
+
+
+def _mark_returned(conn: Any) -> None:
+    _returned[conn] = time.monotonic()
+
+
+def open_pool(
+    settings: Settings, *, max_size: int, timeout: float, autocommit: bool = False
+) -> Any:
     """An open ``psycopg_pool.ConnectionPool`` in ``ARAGORA_DATABASE_SCHEMA`` (created when
     missing), failing fast when the database is unreachable (3 s to connect, ``timeout`` to
     wait for a free connection) and replacing a connection that broke while idle (a
-    database restart, a partition) on checkout instead of failing the next request."""
+    database restart, a partition) on checkout instead of failing the next request.
+
+    ``autocommit``: a lone read is one round trip; writes then open ``conn.transaction()``.
+    """
     import psycopg
     from psycopg_pool import ConnectionPool
 
-    kwargs: dict[str, Any] = {"connect_timeout": 3}
+    kwargs: dict[str, Any] = {"connect_timeout": 3, "autocommit": autocommit}
     if settings.database_schema:
         with psycopg.connect(settings.database_url, autocommit=True, connect_timeout=3) as conn:
             conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{settings.database_schema}"')
@@ -27,5 +50,6 @@ def open_pool(settings: Settings, *, max_size: int, timeout: float) -> Any:
         kwargs=kwargs,
         open=True,
         timeout=timeout,
-        check=ConnectionPool.check_connection,
+        check=_check_if_idle,
+        reset=_mark_returned,
     )

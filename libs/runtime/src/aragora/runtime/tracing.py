@@ -23,25 +23,21 @@ import logging
 import os
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
-from typing import Any
-
-from opentelemetry import trace
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
-    ConsoleSpanExporter,
-    SimpleSpanProcessor,
-    SpanExporter,
-)
-from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, Tracer
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from typing import TYPE_CHECKING, Any
 
 from aragora.runtime.settings import Settings
 
+# OpenTelemetry (the SDK pulls in psutil and the semantic conventions: ~10 MB and a few
+# hundred ms per process) is imported only when tracing is configured, never when it is off.
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
+    from opentelemetry.trace import Span, SpanContext, SpanKind, Tracer
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
 log = logging.getLogger("aragora.tracing")
 
-_PROPAGATOR = TraceContextTextMapPropagator()
+_PROPAGATOR: TraceContextTextMapPropagator | None = None  # set with the provider
 _DEBATES_KEPT = 10_000
 _provider: TracerProvider | None = None
 _tracer: Tracer | None = None
@@ -63,9 +59,17 @@ def configure_tracing(
 
     Returns whether tracing is on. Calling it again replaces the previous provider."""
     kind = exporter_kind(settings)
+    if exporter is None and kind == "none":
+        return False
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import (
+        BatchSpanProcessor,
+        ConsoleSpanExporter,
+        SimpleSpanProcessor,
+    )
+
     if exporter is None:
-        if kind == "none":
-            return False
         if kind == "console":
             exporter = ConsoleSpanExporter()
         elif kind == "otlp":
@@ -96,10 +100,20 @@ def configure_tracing(
 
 
 def _set(provider: TracerProvider | None) -> None:
-    global _provider, _tracer
+    global _provider, _tracer, _PROPAGATOR
+    if provider is not None and _PROPAGATOR is None:
+        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+        _PROPAGATOR = TraceContextTextMapPropagator()
     _provider = provider
     _tracer = provider.get_tracer("aragora") if provider is not None else None
     _debates.clear()
+
+
+def _kind(kind: SpanKind | None, default: str) -> SpanKind:
+    from opentelemetry.trace import SpanKind
+
+    return kind if kind is not None else SpanKind[default]
 
 
 def shutdown_tracing() -> None:
@@ -116,7 +130,7 @@ def enabled() -> bool:
 
 def inject(headers: dict[str, str]) -> dict[str, str]:
     """Add ``traceparent`` (and ``tracestate``) of the current span to ``headers``."""
-    if _tracer is not None:
+    if _tracer is not None and _PROPAGATOR is not None:
         _PROPAGATOR.inject(headers)
     return headers
 
@@ -124,26 +138,28 @@ def inject(headers: dict[str, str]) -> dict[str, str]:
 @contextlib.contextmanager
 def span(
     name: str,
-    kind: SpanKind = SpanKind.INTERNAL,
+    kind: SpanKind | None = None,
     attributes: Mapping[str, str | int | float | bool] | None = None,
 ) -> Iterator[Span | None]:
     """A span around the block (the current span's child); ``None`` when tracing is off."""
     if _tracer is None:
         yield None
         return
-    with _tracer.start_as_current_span(name, kind=kind, attributes=attributes) as current:
+    with _tracer.start_as_current_span(
+        name, kind=_kind(kind, "INTERNAL"), attributes=attributes
+    ) as current:
         yield current
 
 
 def start_span(
     name: str,
-    kind: SpanKind = SpanKind.INTERNAL,
+    kind: SpanKind | None = None,
     attributes: Mapping[str, str | int | float | bool] | None = None,
 ) -> Span | None:
     """A child of the current span that the caller ends (``span.end()``); None when off."""
     if _tracer is None:
         return None
-    return _tracer.start_span(name, kind=kind, attributes=attributes)
+    return _tracer.start_span(name, kind=_kind(kind, "INTERNAL"), attributes=attributes)
 
 
 @contextlib.contextmanager
@@ -151,7 +167,7 @@ def consumer_span(
     name: str, headers: Mapping[str, Any] | None, subject: str, consumer: str, deliveries: int
 ) -> Iterator[Span | None]:
     """The span of handling one message, child of the ``traceparent`` it carries."""
-    if _tracer is None:
+    if _tracer is None or _PROPAGATOR is None:
         yield None
         return
     parent = _PROPAGATOR.extract(dict(headers or {}))
@@ -162,7 +178,7 @@ def consumer_span(
         "messaging.nats.delivery_count": deliveries,
     }
     with _tracer.start_as_current_span(
-        name, context=parent, kind=SpanKind.CONSUMER, attributes=attributes
+        name, context=parent, kind=_kind(None, "CONSUMER"), attributes=attributes
     ) as current:
         yield current
 
@@ -172,13 +188,13 @@ def server_span(
     name: str, headers: Mapping[str, str], method: str, route: str
 ) -> Iterator[Span | None]:
     """The span of serving one HTTP request, child of the caller's ``traceparent``."""
-    if _tracer is None:
+    if _tracer is None or _PROPAGATOR is None:
         yield None
         return
     parent = _PROPAGATOR.extract(headers)
     attributes = {"http.request.method": method, "http.route": route}
     with _tracer.start_as_current_span(
-        name, context=parent, kind=SpanKind.SERVER, attributes=attributes
+        name, context=parent, kind=_kind(None, "SERVER"), attributes=attributes
     ) as current:
         yield current
 
@@ -186,6 +202,8 @@ def server_span(
 def annotate(**attributes: str | int | float | bool) -> None:
     """Set attributes on the current span (no-op when tracing is off)."""
     if _tracer is not None:
+        from opentelemetry import trace
+
         trace.get_current_span().set_attributes(attributes)
 
 
@@ -193,6 +211,8 @@ def remember(debate_id: str) -> None:
     """Record the current span as the debate's trace context (see :func:`headers_for`)."""
     if _tracer is None:
         return
+    from opentelemetry import trace
+
     context = trace.get_current_span().get_span_context()
     if not context.is_valid:
         return
@@ -204,11 +224,14 @@ def remember(debate_id: str) -> None:
 
 def headers_for(debate_id: str) -> dict[str, str]:
     """``traceparent`` of the debate's remembered context; empty if none (or tracing off)."""
-    if _tracer is None:
+    if _tracer is None or _PROPAGATOR is None:
         return {}
     context = _debates.get(debate_id)
     if context is None:
         return {}
+    from opentelemetry import trace
+    from opentelemetry.trace import NonRecordingSpan
+
     headers: dict[str, str] = {}
     _PROPAGATOR.inject(headers, context=trace.set_span_in_context(NonRecordingSpan(context)))
     return headers
@@ -218,5 +241,7 @@ def current_trace_id() -> str | None:
     """Hex trace id of the current span, for log lines; None when off or outside a span."""
     if _tracer is None:
         return None
+    from opentelemetry import trace
+
     context = trace.get_current_span().get_span_context()
     return format(context.trace_id, "032x") if context.is_valid else None

@@ -102,6 +102,11 @@ class TurnRunner:
         self._providers: dict[str, LLMProvider] = {}
         self._policies: dict[str, breaker.BreakerPolicy] = {}
         self.turns = 0
+        # Agents whose breaker was closed with no failures when last admitted: recording a
+        # success there changes nothing unless another replica failed meanwhile, so it
+        # runs beside the result's publish instead of before it.
+        self._clean: dict[str, bool] = {}
+        self._background: set[asyncio.Task[None]] = set()
 
     def _policy(self, agent: str) -> breaker.BreakerPolicy:
         if agent not in self._policies:
@@ -117,6 +122,7 @@ class TurnRunner:
             decision.clear()
             allowed, new = breaker.allow(state, policy, self.clock())
             decision.append(allowed)
+            self._clean[agent] = state.state == "closed" and state.consecutive_failures == 0
             return new
 
         try:
@@ -267,7 +273,12 @@ class TurnRunner:
                 detail=exc.detail,
                 latency_ms=attempt.elapsed_ms(),
             )
-        await self._record(agent, ok=True)
+        if self._clean.get(agent):
+            task = asyncio.create_task(self._record(agent, ok=True))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        else:
+            await self._record(agent, ok=True)
         model = output.model
         return AgentTurnSucceeded(
             **envelope,  # type: ignore[arg-type]
@@ -320,5 +331,6 @@ class TurnRunner:
         )
 
     async def aclose(self) -> None:
+        await asyncio.gather(*self._background, return_exceptions=True)
         for provider in self._providers.values():
             await provider.aclose()

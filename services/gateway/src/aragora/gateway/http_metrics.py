@@ -27,7 +27,6 @@ from typing import Any
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
-from opentelemetry.trace import Status, StatusCode
 from prometheus_client import Counter, Histogram
 
 from aragora.runtime import tracing
@@ -56,6 +55,9 @@ class HttpObservabilityMiddleware(ASGIMiddleware):
         self.metrics = settings.metrics_enabled
         self.slow_ms = settings.slow_request_ms
         self.clock = clock
+        # The labelled children, looked up once per (method, route, status): ``labels()``
+        # takes a lock and builds tuples on every call. As many entries as series.
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         started = self.clock()
@@ -80,14 +82,23 @@ class HttpObservabilityMiddleware(ASGIMiddleware):
                 if span is not None:
                     span.set_attribute("http.response.status_code", status[0])
                     if status[0] >= 500:
+                        from opentelemetry.trace import Status, StatusCode  # tracing is on
+
                         span.set_status(Status(StatusCode.ERROR, str(status[0])))
                 self._record(method, route, scope.get("path", ""), status[0], started)
 
     def _record(self, method: str, route: str, path: str, status: int, started: float) -> None:
         elapsed = self.clock() - started
         if self.metrics:
-            http_requests.labels(method, route, str(status)).inc()
-            http_request_seconds.labels(method, route).observe(elapsed)
+            series = self._series.get((method, route, status))
+            if series is None:
+                series = (
+                    http_requests.labels(method, route, str(status)),
+                    http_request_seconds.labels(method, route),
+                )
+                self._series[(method, route, status)] = series
+            series[0].inc()
+            series[1].observe(elapsed)
         duration_ms = int(elapsed * 1000)
         if duration_ms >= self.slow_ms:
             log.log(

@@ -59,6 +59,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("aragora.gateway.ratelimit")
 RETRY_SERVICE_SECONDS = 1.0
+CLIENT_CACHE_SIZE = 4096  # distinct (peer, X-Forwarded-For) pairs remembered
 rate_limit_hits = Counter(
     "rate_limit_hits", "Requests refused with 429, by endpoint class and key type",
     ["class", "key_type"],
@@ -76,10 +77,24 @@ class RateLimitGate:
         self.timeout = settings.rate_limit_timeout_seconds
         self.local = Limiter(self.policy, None, instance="gateway")
         self.service_ok: bool | None = None  # None: not asked yet
+        self._clients: dict[tuple[str | None, str | None], tuple[str, bool]] = {}
         self._retry_at = 0.0
         self._probing = False
         if self.policy.disabled:
             log.error("rate_limit DISABLED: no request is limited (ARAGORA_RATE_LIMIT_DISABLED=1)")
+
+    def client(self, peer: str | None, forwarded: str | None) -> tuple[str, bool]:
+        """(client IP, whitelisted) of a TCP peer and its X-Forwarded-For, memoised: the
+        address parsing and network tests cost more than the rest of the middleware."""
+        key = (peer, forwarded)
+        hit = self._clients.get(key)
+        if hit is None:
+            ip = client_ip(peer, forwarded, self.policy.trusted_proxies)
+            hit = (ip, self.policy.whitelisted(ip))
+            if len(self._clients) >= CLIENT_CACHE_SIZE:
+                self._clients.clear()  # many distinct clients: start over, stay bounded
+            self._clients[key] = hit
+        return hit
 
     def _unreachable(self, why: str) -> None:
         self._retry_at = time.monotonic() + RETRY_SERVICE_SECONDS
@@ -158,7 +173,8 @@ class RateLimitGate:
         )
 
 
-def resolve_caller(scope: Scope, policy: Policy) -> Caller:
+def _request_client(scope: Scope) -> tuple[str | None, str | None, str | None]:
+    """(TCP peer, X-Forwarded-For joined, Authorization) of a request."""
     forwarded: list[str] = []
     authorization = None
     for name, value in scope.get("headers", []):
@@ -167,11 +183,19 @@ def resolve_caller(scope: Scope, policy: Policy) -> Caller:
         elif name == b"authorization":
             authorization = value.decode("latin-1")
     client = scope.get("client")
-    peer = client[0] if client else None
-    ip = client_ip(peer, ",".join(forwarded) or None, policy.trusted_proxies)
+    return (client[0] if client else None), (",".join(forwarded) or None), authorization
+
+
+def _caller(scope: Scope, ip: str, authorization: str | None) -> Caller:
     state = scope.get("state")
     found = state.get("identity") if isinstance(state, dict) else None
     return caller_for(ip, authorization, identity_of(found))
+
+
+def resolve_caller(scope: Scope, policy: Policy) -> Caller:
+    peer, forwarded, authorization = _request_client(scope)
+    ip = client_ip(peer, forwarded, policy.trusted_proxies)
+    return _caller(scope, ip, authorization)
 
 
 def limit_headers(decision: RateLimitDecision) -> list[tuple[bytes, bytes]]:
@@ -200,10 +224,12 @@ class RateLimitMiddleware(ASGIMiddleware):
         if gate is None or gate.policy.disabled or path in EXEMPT_PATHS:
             await next_app(scope, receive, send)
             return
-        caller = resolve_caller(scope, gate.policy)
-        if gate.policy.whitelisted(caller.ip):
+        peer, forwarded, authorization = _request_client(scope)
+        ip, whitelisted = gate.client(peer, forwarded)
+        if whitelisted:
             await next_app(scope, receive, send)
             return
+        caller = _caller(scope, ip, authorization)
         endpoint_class = classify(str(scope.get("method", "GET")), path)
         decision = await gate.check(self.deps.bus, caller, endpoint_class)
         headers = limit_headers(decision)

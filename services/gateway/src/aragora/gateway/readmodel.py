@@ -98,7 +98,9 @@ class ReadModel:
     def _open(self) -> None:
         s = self._settings
         if self.postgres:
-            self._pool = open_pool(s, max_size=s.db_pool_size + s.db_max_overflow, timeout=3)
+            self._pool = open_pool(
+                s, max_size=s.db_pool_size + s.db_max_overflow, timeout=3, autocommit=True
+            )
         else:
             path = (
                 Path(s.database_url.removeprefix("sqlite:///")).with_name("gateway.db")
@@ -128,6 +130,19 @@ class ReadModel:
             raise
         cur.execute("COMMIT")
         return result
+
+    def _read_now(self, work: Callable[[Any], T]) -> T:
+        """Run read-only ``work(cursor)`` without a transaction (worker thread only):
+        on PostgreSQL one round trip per query instead of BEGIN, query, COMMIT."""
+        if self._pool is not None:
+            with self._pool.connection() as conn, conn.cursor() as cur:
+                return work(_PgCursor(cur))
+        assert self._sqlite is not None
+        return work(self._sqlite.cursor())
+
+    async def _read(self, work: Callable[[Any], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._read_now, work)
 
     async def run(self, work: Callable[[Any], T]) -> T:
         """Run ``work(cursor)`` in one transaction on the read model's worker thread."""
@@ -224,7 +239,7 @@ class ReadModel:
                 view["queue_position"] = int(cur.fetchone()[0])
             return view
 
-        return await self._run(work)
+        return await self._read(work)
 
     async def forget_provisional(self, debate_id: str) -> None:
         """Drop the provisional row of a debate whose start command never reached the bus."""
@@ -255,7 +270,7 @@ class ReadModel:
             )
             return [json.loads(r[0]) for r in cur.fetchall()]
 
-        return await self._run(work)
+        return await self._read(work)
 
     async def events(self, debate_id: str, after: int, limit: int) -> list[str]:
         """Raw JSON bodies of the debate's events with seq > ``after``, in order."""
@@ -268,7 +283,7 @@ class ReadModel:
             )
             return [r[0] for r in cur.fetchall()]
 
-        return await self._run(work)
+        return await self._read(work)
 
     async def positions(self) -> dict[str, int]:
         """Each projection's position: the stream sequence of the last message handled."""
@@ -277,7 +292,7 @@ class ReadModel:
             cur.execute("SELECT name, stream_seq FROM gw_projection_positions ORDER BY name")
             return {str(r[0]): int(r[1]) for r in cur.fetchall()}
 
-        return await self._run(work)
+        return await self._read(work)
 
     async def count_running(self) -> int:
         def work(cur: Any) -> int:
@@ -287,12 +302,12 @@ class ReadModel:
             )
             return int(cur.fetchone()[0])
 
-        return await self._run(work)
+        return await self._read(work)
 
     async def ping(self) -> float:
         """Round-trip latency of a trivial query, in ms (raises if the database is down)."""
         started = time.perf_counter()
-        await self._run(lambda cur: cur.execute("SELECT 1"))
+        await self._read(lambda cur: cur.execute("SELECT 1"))
         return (time.perf_counter() - started) * 1000
 
 

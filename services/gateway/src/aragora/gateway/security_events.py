@@ -189,18 +189,15 @@ class AuditMiddleware(ASGIMiddleware):
         try:
             await next_app(scope, receive, watch_status)
         finally:
-            await self._record(scope, state, status[0])
+            # Decided without awaiting: most requests record nothing.
+            action = _action_of(scope, state, status[0])
+            if action is not None:
+                await self._record(scope, state, status[0], action)
 
-    async def _record(self, scope: Scope, state: dict[str, Any], status: int) -> None:
+    async def _record(self, scope: Scope, state: dict[str, Any], status: int, action: str) -> None:
         publisher = self.publisher
         method, path = str(scope.get("method", "GET")), str(scope["path"])
         entry: AuditNote | None = state.get("audit")
-        action = entry.action if entry is not None else _operator_action(method, path)
-        if action is None:
-            if status == 403 or (status == 401 and _has_credential(scope)):
-                action = "auth.forbidden" if status == 403 else "auth.token_refused"
-            else:
-                return
         identity = state.get("identity")
         detail = {"method": method, "path": path, "status": str(status)}
         if status == 401 and identity is None and _has_credential(scope):
@@ -219,6 +216,17 @@ class AuditMiddleware(ASGIMiddleware):
             ip=publisher.ip(scope),
             detail=detail,
         )
+
+
+def _action_of(scope: Scope, state: dict[str, Any], status: int) -> str | None:
+    """The security event a finished request records, if any (module docstring)."""
+    entry: AuditNote | None = state.get("audit")
+    if entry is not None:
+        return entry.action
+    action = _operator_action(str(scope.get("method", "GET")), str(scope["path"]))
+    if action is None and (status == 403 or (status == 401 and _has_credential(scope))):
+        action = "auth.forbidden" if status == 403 else "auth.token_refused"
+    return action
 
 
 def _fingerprint(scope: Scope) -> str:

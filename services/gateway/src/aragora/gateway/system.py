@@ -39,23 +39,56 @@ async def _timed(check: Any) -> dict[str, Any]:
     return {"status": "ok", "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
 
 
-@get("/api/health")
-async def health(state: State) -> Response[dict[str, Any]]:
-    deps = deps_of(state)
+HEALTH_CACHE_SECONDS = 1.0
+"""How old the dependency checks in ``/api/health`` may be (as ``breakers.summary``)."""
 
+
+class _DependencyChecks:
+    """``/api/health``'s checks of its dependencies (database and active debates, NATS,
+    Redis and the ratelimit service; and the peak RSS), run by at most one request at a
+    time and reused for :data:`HEALTH_CACHE_SECONDS`: a probe endpoint under load (or
+    polled by many probes during an outage) costs its dependencies one set of round trips
+    per second, not one per request. Results are at most that old, counted from when the
+    checks started."""
+
+    def __init__(self) -> None:
+        self._checked_at = -HEALTH_CACHE_SECONDS
+        self._result: dict[str, Any] | None = None
+        self._running: asyncio.Task[dict[str, Any]] | None = None
+
+    def fresh(self) -> dict[str, Any] | None:
+        """The last result if it is recent enough (no await: the common case)."""
+        if self._result is not None and time.monotonic() - self._checked_at < HEALTH_CACHE_SECONDS:
+            return self._result
+        return None
+
+    async def get(self, deps: Any) -> dict[str, Any]:
+        fresh = self.fresh()
+        if fresh is not None:
+            return fresh
+        if self._running is None:
+            self._running = asyncio.create_task(self._check(deps), name="health-checks")
+        # Shielded: a client that hangs up does not cancel the checks others wait for.
+        return await asyncio.shield(self._running)
+
+    async def _check(self, deps: Any) -> dict[str, Any]:
+        started = time.monotonic()
+        try:
+            result = await _check_dependencies(deps)
+        finally:
+            self._running = None
+        self._result, self._checked_at = result, started
+        return result
+
+
+async def _check_dependencies(deps: Any) -> dict[str, Any]:
     async def nats_check() -> None:
         if deps.bus is None or not deps.bus.nc.is_connected:
             raise ConnectionError("not connected")
         await deps.bus.nc.flush(timeout=int(CHECK_TIMEOUT))
 
-    async def breaker_check() -> dict[str, Any]:
-        try:
-            return await asyncio.wait_for(breakers.summary(deps), CHECK_TIMEOUT)
-        except Exception as exc:
-            return {"open": None, "half_open": None, "error": type(exc).__name__}
-
-    database, nats, circuit_breakers, (redis, rate_limiting) = await asyncio.gather(
-        _timed(deps.readmodel.ping), _timed(nats_check), breaker_check(), _rate_limiting(deps)
+    database, nats, (redis, rate_limiting) = await asyncio.gather(
+        _timed(deps.readmodel.ping), _timed(nats_check), _rate_limiting(deps)
     )
     active: int | None = None
     if database["status"] == "ok":  # else it would only wait out the pool's timeout too
@@ -63,6 +96,54 @@ async def health(state: State) -> Response[dict[str, Any]]:
             active = await asyncio.wait_for(deps.readmodel.count_running(), CHECK_TIMEOUT)
         except Exception:
             active = None
+    return {
+        "database": database,
+        "nats": nats,
+        "redis": redis,
+        "rate_limiting": rate_limiting,
+        "active_debates": active,
+        # Peak RSS; with the checks because getrusage costs more than the rest of a hit.
+        "memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def _dependency_checks(state: State) -> _DependencyChecks:
+    checks = state.get("health_checks")
+    if checks is None:
+        checks = state["health_checks"] = _DependencyChecks()
+    assert isinstance(checks, _DependencyChecks)
+    return checks
+
+
+def _fresh_breaker_summary(deps: Any) -> dict[str, Any] | None:
+    """``breakers.summary``'s cached counts while they are fresh (a reset drops them)."""
+    cached = deps.breaker_summary
+    if cached is not None and time.monotonic() - cached[0] <= breakers.SUMMARY_TTL:
+        return dict(cached[1])
+    return None
+
+
+@get("/api/health")
+async def health(state: State) -> Response[dict[str, Any]]:
+    deps = deps_of(state)
+
+    async def breaker_check() -> dict[str, Any]:
+        try:  # cached for a second too, and dropped at once by a breaker reset
+            return await asyncio.wait_for(breakers.summary(deps), CHECK_TIMEOUT)
+        except Exception as exc:
+            return {"open": None, "half_open": None, "error": type(exc).__name__}
+
+    checks = _dependency_checks(state)
+    fresh, fresh_breakers = checks.fresh(), _fresh_breaker_summary(deps)
+    if fresh is not None and fresh_breakers is not None:  # no task, no round trip
+        checked, circuit_breakers = fresh, fresh_breakers
+    else:
+        checked, circuit_breakers = await asyncio.gather(checks.get(deps), breaker_check())
+    database, nats, rate_limiting = (
+        checked["database"],
+        checked["nats"],
+        checked["rate_limiting"],
+    )
     failing = [name for name, c in (("database", database), ("nats", nats)) if c["status"] != "ok"]
     status = "healthy" if not failing else ("unhealthy" if len(failing) == 2 else "degraded")
     body = {
@@ -77,10 +158,10 @@ async def health(state: State) -> Response[dict[str, Any]]:
             },
             "nats": nats,
             "websocket": {"status": "ok", "connections": deps.hub.connections},
-            "redis": redis,
+            "redis": checked["redis"],
             "rate_limiting": rate_limiting,
-            "memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            "active_debates": active,
+            "memory_mb": checked["memory_mb"],
+            "active_debates": checked["active_debates"],
             "circuit_breakers": circuit_breakers,
         },
     }

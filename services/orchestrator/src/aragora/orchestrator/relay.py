@@ -4,11 +4,16 @@ Woken in-process after each append (a polling relay costs 2-3x the floor, see
 docs/architecture.md); a slow poll covers anything a wake-up missed. Each entry is
 published with ``Nats-Msg-Id`` = its event id, so re-publishing after a crash (between
 publish and saving the position) is deduplicated by the stream's duplicate window.
+
+While running, the position is saved in the background (the latest one, one save at a
+time) so the next batch's read and publish do not wait for that commit; a crash then
+re-publishes at most the batches since the last save, which the same window drops.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from aragora.contracts import codec, subjects
@@ -47,35 +52,67 @@ class OutboxRelay:
         self._stopping = False
         self.position = 0
         self.published = 0
+        self._saved = 0
+        self._saver: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         self._wake.set()
 
     async def run(self) -> None:
-        self.position = await asyncio.to_thread(self.store.relay_position)
+        self.position = self._saved = await asyncio.to_thread(self.store.relay_position)
         log.info("relay starting", extra={"position": self.position})
         backoff = 0.1
-        while True:
-            self._wake.clear()
-            try:
-                moved = await self.relay_once()
-                backoff = 0.1
-            except Exception as exc:  # NATS or store down: keep the position, retry
-                log.warning("relay: %s; retrying in %.1fs", exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            if moved:
-                continue
-            if self._stopping:
-                return
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
-            except TimeoutError:
-                pass
+        try:
+            while True:
+                self._wake.clear()
+                try:
+                    moved = await self._publish_next()
+                    backoff = 0.1
+                except Exception as exc:  # NATS or store down: keep the position, retry
+                    log.warning("relay: %s; retrying in %.1fs", exc, backoff)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                if moved:
+                    if self._saver is None or self._saver.done():
+                        self._saver = asyncio.create_task(self._save_behind())
+                    continue
+                if self._stopping:
+                    return
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                except TimeoutError:
+                    pass
+        finally:
+            if self._saver is not None:
+                await asyncio.gather(self._saver, return_exceptions=True)
+            if self._saved < self.position:
+                with contextlib.suppress(Exception):
+                    await self._save()
+
+    async def _save_behind(self) -> None:
+        """Save the latest published position until it is saved (a failed save is
+        retried after the next batch)."""
+        try:
+            while self._saved < self.position:
+                await self._save()
+        except Exception as exc:
+            log.warning("relay: saving the position failed (%s); retrying later", exc)
+
+    async def _save(self) -> None:
+        position = self.position
+        await asyncio.to_thread(self.store.set_relay_position, position)
+        self._saved = max(self._saved, position)
 
     async def relay_once(self) -> int:
-        """Publish the next batch; returns how many entries were relayed."""
+        """Publish the next batch and save the position; returns how many were relayed."""
+        moved = await self._publish_next()
+        if moved:
+            await self._save()
+        return moved
+
+    async def _publish_next(self) -> int:
+        """Publish the next batch (position kept in memory); how many entries it held."""
         entries = await asyncio.to_thread(self.store.outbox, self.position, BATCH)
         if not entries:
             return 0
@@ -90,10 +127,15 @@ class OutboxRelay:
             futures.append(
                 await self.conn.js.publish_async(subject, entry.payload, headers=headers)
             )
-        await asyncio.wait_for(asyncio.gather(*futures), timeout=10)
-        last = entries[-1].position
-        await asyncio.to_thread(self.store.set_relay_position, last)
-        self.position = last
+        try:
+            await asyncio.wait_for(asyncio.gather(*futures), timeout=10)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            # nats.py cancels the pending acks when the connection drops: not our stop.
+            raise ConnectionError("NATS connection lost before the publish acks") from None
+        self.position = entries[-1].position
         self.published += len(entries)
         relay_published.inc(len(entries))
         return len(entries)

@@ -17,14 +17,22 @@ from datetime import UTC, datetime
 from nats.aio.msg import Msg
 
 from aragora.contracts import codec, subjects
-from aragora.contracts.messages import CancelDebate, DebateCompleted, StartDebate
+from aragora.contracts.messages import (
+    AgentTurnFailed,
+    AgentTurnSucceeded,
+    CancelDebate,
+    DebateCompleted,
+    DebateEvent,
+    RunTurn,
+    StartDebate,
+)
 from aragora.orchestrator import domain
 from aragora.orchestrator import ratings as elo
 from aragora.orchestrator.domain import Ctx, DebateState, Decision
 from aragora.orchestrator.similarity import available_method
 from aragora.orchestrator.store import ConcurrencyError, EventStore
 from aragora.runtime import tracing
-from aragora.runtime.bus import Poison
+from aragora.runtime.bus import Poison, Transient
 from aragora.runtime.logs import correlation_id_var, debate_id_var
 from aragora.runtime.settings import Settings
 
@@ -34,6 +42,29 @@ Decide = Callable[[DebateState | None, Ctx], Decision]
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+class _ResultBatch:
+    """Turn results of one debate waiting for the same append (see handle_agent_event)."""
+
+    def __init__(self) -> None:
+        self.results: list[AgentTurnSucceeded | AgentTurnFailed] = []
+        self.done = False
+        self.error: Exception | None = None
+
+    def decide(self, state: DebateState | None, ctx: Ctx) -> Decision:
+        """Every result in order, each decided on the state the ones before it leave."""
+        if state is None:
+            return domain.NOTHING  # results for a debate this store never had
+        events: list[DebateEvent] = []
+        commands: list[RunTurn] = []
+        for result in self.results:
+            decision = domain.decide_turn_result(state, result, ctx)
+            for event in decision.events:
+                state = domain.evolve(state, event)
+            events += decision.events
+            commands += decision.commands
+        return Decision(events=events, commands=commands)
 
 
 class DebateService:
@@ -53,6 +84,7 @@ class DebateService:
         self.ratings = elo.Ratings()
         self.similarity_method = available_method()
         self._locks: dict[str, asyncio.Lock] = {}
+        self._results: dict[str, _ResultBatch] = {}
 
     def ctx(self) -> Ctx:
         return Ctx(
@@ -204,14 +236,27 @@ class DebateService:
         debate_id_var.set(result.debate_id)
         correlation_id_var.set(result.correlation_id)
         tracing.remember(result.debate_id)
-
-        def decide(state: DebateState | None, ctx: Ctx) -> Decision:
-            if state is None:
-                return domain.NOTHING  # a result for a debate this store never had
-            return domain.decide_turn_result(state, result, ctx)
-
+        # Group commit: results of one debate that arrive while an append for it is under
+        # way wait on its lock together; the first of them to get it decides them all, in
+        # arrival order, and stores them in one append. Each handler returns (and its
+        # message is acked) only once its own result is stored.
+        batch = self._results.get(result.debate_id)
+        if batch is None:
+            batch = self._results[result.debate_id] = _ResultBatch()
+        batch.results.append(result)
         async with self._lock(result.debate_id):
-            await self._commit(result.debate_id, decide)
+            if batch.error is not None:  # stored by nobody: this message is redelivered
+                raise Transient(f"grouped append failed: {batch.error}")
+            if batch.done:
+                return
+            if self._results.get(result.debate_id) is batch:
+                del self._results[result.debate_id]
+            try:
+                await self._commit(result.debate_id, batch.decide)
+            except Exception as exc:
+                batch.error = exc
+                raise
+            batch.done = True
 
     async def check_deadlines(self) -> None:
         for debate_id in list(self.active):

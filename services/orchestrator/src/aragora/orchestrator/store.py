@@ -117,6 +117,7 @@ class RecorderEventStore:
             _bound_connection_attempts(self._factory)
         self._recorder: ProcessRecorder = self._factory.process_recorder()
         self._lock = threading.Lock()  # one relay position writer at a time
+        self._relay_saved = 0  # the highest position this store has seen saved
 
     def append(self, events: Sequence[DebateEvent], commands: Sequence[Command]) -> int:
         stored = [
@@ -162,12 +163,21 @@ class RecorderEventStore:
         return [OutboxEntry(position=n.id, topic=n.topic, payload=n.state) for n in notes]
 
     def relay_position(self) -> int:
-        return self._recorder.max_tracking_id(RELAY) or 0
+        position = self._recorder.max_tracking_id(RELAY) or 0
+        with self._lock:
+            self._relay_saved = max(self._relay_saved, position)
+        return position
 
     def set_relay_position(self, position: int) -> None:
+        """Record ``position``; one that is not past the last one saved is a no-op."""
         with self._lock:
-            if position > self.relay_position():
+            if position <= self._relay_saved:
+                return
+            try:
                 self._recorder.insert_tracking(Tracking(RELAY, position))
+            except IntegrityError:
+                pass  # another replica's relay recorded this very position
+            self._relay_saved = position
 
     def active_debate_ids(self) -> list[str]:
         """Debates created and not yet ended, from the notification log."""

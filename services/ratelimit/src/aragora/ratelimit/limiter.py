@@ -15,9 +15,9 @@ import contextlib
 import logging
 import time
 from collections import Counter
+from typing import TYPE_CHECKING
 
 import msgspec
-import redis.exceptions
 
 from aragora.contracts.ratelimit import (
     ENDPOINT_CLASSES,
@@ -34,7 +34,9 @@ from aragora.contracts.ratelimit import (
 )
 from aragora.ratelimit.gcra import MemoryGcra, Outcome
 from aragora.ratelimit.policy import Policy
-from aragora.ratelimit.redis_store import RedisStore
+
+if TYPE_CHECKING:  # redis-py loads only with a Redis store (the gateway's fallback has none)
+    from aragora.ratelimit.redis_store import RedisStore
 
 log = logging.getLogger("aragora.ratelimit")
 PROBE_DOWN_SECONDS = 0.5
@@ -86,6 +88,8 @@ class Limiter:
     def _failed(self, exc: BaseException) -> None:
         """A command failed. Refused or reset: Redis is down. Timed out (1 s): maybe only
         this host is overloaded, so a ping decides, and only this request goes to memory."""
+        import redis.exceptions  # loaded already: only a Redis store fails this way
+
         if not isinstance(exc, TimeoutError | redis.exceptions.TimeoutError):
             self._down(exc)
         elif self._confirm is None or self._confirm.done():
