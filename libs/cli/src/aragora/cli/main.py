@@ -7,7 +7,6 @@ import logging
 import sys
 from pathlib import Path
 
-from aragora.cli import ask, audit, projections, receipt, users
 from aragora.runtime.settings import SettingsError, load_settings, settings_fields
 
 
@@ -58,7 +57,12 @@ def configuration_markdown() -> str:
     return "\n".join(rows) + "\n"
 
 
-def build_parser() -> argparse.ArgumentParser:
+LIGHT_COMMANDS = ("serve", "config")
+"""Commands that need none of the others: their parser alone is built, so `aragora serve`
+starts without importing the clients' httpx, rich and websockets (half a second of CPU)."""
+
+
+def build_parser(only_light: bool = False) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aragora", description="AI agents debate; Aragora turns it into a decision."
     )
@@ -70,11 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", help="data directory (ARAGORA_DATA_DIR, .aragora)")
     serve.add_argument("--runners", type=int, default=1, help="agent-runner processes (1)")
     serve.set_defaults(func=_serve)
-    ask.add_parser(sub)
-    receipt.add_parser(sub)
-    projections.add_parser(sub)
-    users.add_parser(sub)
-    audit.add_parser(sub)
+    if not only_light:
+        from aragora.cli import ask, audit, projections, receipt, users
+
+        ask.add_parser(sub)
+        receipt.add_parser(sub)
+        projections.add_parser(sub)
+        users.add_parser(sub)
+        audit.add_parser(sub)
     config = sub.add_parser("config", help="list every setting with its default")
     config.add_argument("--markdown", action="store_true", help="as docs/configuration.md")
     config.set_defaults(func=_config)
@@ -83,5 +90,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    args = build_parser(only_light=bool(words) and words[0] in LIGHT_COMMANDS).parse_args(argv)
     sys.exit(args.func(args))
