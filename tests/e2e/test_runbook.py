@@ -196,6 +196,11 @@ def test_sigusr1_reloads_websockets_and_keeps_the_api(runbook_stack: Stack) -> N
             assert time.monotonic() < deadline, "the WebSocket port did not come back"
             time.sleep(0.1)
     assert stack.service_pids() == pids_before  # nothing died of the signal
-    log = (Path(stack.env["ARAGORA_LOG_DIR"]) / "websocket.log").read_text()
+    log_file = Path(stack.env["ARAGORA_LOG_DIR"]) / "websocket.log"
+    deadline = time.monotonic() + 10  # the line is written once the new server listens
+    while "WebSocket handler reloaded" not in log_file.read_text():
+        assert time.monotonic() < deadline, log_file.read_text()[-2000:]
+        time.sleep(0.1)
+    log = log_file.read_text()
     assert "reloading the WebSocket handler" in log and "websocket opened" in log
     assert sum("WebSocket handler reloaded" in line for line in log.splitlines()) == 1

@@ -33,12 +33,14 @@ from litestar import WebSocket, websocket
 from litestar.datastructures import State
 from litestar.exceptions import WebSocketDisconnect
 from litestar.params import FromPath, FromQuery
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import State as WsState
 
 from aragora.gateway import metrics
 from aragora.gateway.auth import Identity
 from aragora.gateway.debates import deps_of
 from aragora.gateway.deps import Deps
-from aragora.gateway.live import Closing, LiveEvent, SlowConsumer, Subscription
+from aragora.gateway.live import Closing, LiveEvent, SlowConsumer, Subscription, text_frame
 from aragora.gateway.projection import is_terminal_type
 from aragora.gateway.ratelimit import resolve_caller
 from aragora.gateway.tokens import TokenError
@@ -53,6 +55,7 @@ REPLAY_PAGE = 1000
 MAX_FOLLOWED = 100
 CATCH_UP_EVERY = 4  # idle heartbeats between read-model checks of followed debates
 GONE = 0  # close code meaning "the client already left"
+RAW_SEND = "aragora.raw_send"  # scope key: uvicorn's own ASGI send (see Wire)
 
 Socket = WebSocket[Any, Any, Any]
 
@@ -60,6 +63,51 @@ Socket = WebSocket[Any, Any, Any]
 def _port(socket: Socket) -> int:
     server = socket.scope.get("server")
     return int(server[1]) if server and server[1] is not None else 0
+
+
+_PROTOCOL_ATTRIBUTES = ("conn", "transport", "writable", "close_sent", "disconnected")
+
+
+class Wire:
+    """Writes ready-made frames straight to uvicorn's ``websockets-sansio`` connection.
+
+    Fan-out sends one event to every follower: through Litestar, its middlewares, uvicorn's
+    ASGI ``send`` and the ``websockets`` framer that cost ~100 µs of CPU per connection
+    and event (2/3 of the gateway's time with 1,000 followers); the frame is the same
+    bytes for every connection without extensions, so it is encoded once
+    (:attr:`LiveEvent.frame`) and written here. Only when the connection is open,
+    writable (below the transport's high-water mark) and negotiated no extension
+    (permessage-deflate keeps state per connection); otherwise :meth:`write` says no and
+    the caller sends through ASGI as before (waiting for ``writable``, with its timeout).
+    The server wraps the app to put uvicorn's ``send`` in the scope (:data:`RAW_SEND`).
+    """
+
+    def __init__(self, protocol: WebSocketsSansIOProtocol) -> None:
+        self.protocol = protocol
+
+    @classmethod
+    def of(cls, socket: Socket) -> Wire | None:
+        protocol = getattr(socket.scope.get(RAW_SEND), "__self__", None)
+        if not isinstance(protocol, WebSocketsSansIOProtocol):
+            return None  # another server (the tests' ASGI client), or a wrapped send
+        if not all(hasattr(protocol, a) for a in _PROTOCOL_ATTRIBUTES):
+            return None  # a uvicorn this was not written for: send through ASGI
+        if protocol.conn.extensions:
+            return None
+        return cls(protocol)
+
+    def write(self, frame: bytes) -> bool:
+        p = self.protocol
+        if (
+            p.close_sent
+            or p.disconnected
+            or not p.writable.is_set()
+            or p.conn.state is not WsState.OPEN
+            or p.transport.is_closing()
+        ):
+            return False
+        p.transport.write(frame)
+        return True
 
 
 class Session:
@@ -76,15 +124,48 @@ class Session:
         self.firehose = False
         self.single: str | None = None  # /ws/debates/{id}: close when it ends
         self.sent = 0
+        self.wire = Wire.of(socket)
+        if self.wire is not None:
+            sub.deliver_now = self.deliver_now
 
-    async def send(self, text: str) -> None:
-        try:
-            async with asyncio.timeout(SEND_SECONDS):
-                await self.socket.send_text(text)
-        except TimeoutError:
-            raise SlowConsumer from None
+    async def send(self, text: str, frame: bytes | None = None) -> None:
+        """Send one message (``frame``: ``text`` already framed, shared by connections)."""
+        if self.wire is None or not self.wire.write(frame or text_frame(text)):
+            try:
+                async with asyncio.timeout(SEND_SECONDS):
+                    await self.socket.send_text(text)
+            except TimeoutError:
+                raise SlowConsumer from None
         self.deps.hub.stats.messages_sent += 1
         self.sent += 1
+
+    def deliver_now(self, live: LiveEvent) -> bool:
+        """:meth:`on_event` without waking the sending loop, called by the hub while that
+        loop waits with nothing queued: True when handled (sent, or not for this client);
+        False to queue it for the loop (a gap to fill from the read model, the terminal
+        event, a connection not writable at the moment)."""
+        followed = live.debate_id in self.last
+        if live.ephemeral:
+            return not followed or self._write(live)
+        if not followed:
+            return not (self.firehose and self._may_see(live)) or self._write(live)
+        last = self.last[live.debate_id]
+        if live.seq <= last:
+            return True  # the replay (or a gap fill) sent it already
+        if live.seq > last + 1 or live.terminal:
+            return False
+        if not self._write(live):
+            return False
+        self.last[live.debate_id] = live.seq
+        return True
+
+    def _write(self, live: LiveEvent) -> bool:
+        assert self.wire is not None
+        if not self.wire.write(live.frame):
+            return False
+        self.deps.hub.stats.messages_sent += 1
+        self.sent += 1
+        return True
 
     async def notice(self, kind: str, **fields: Any) -> None:
         await self.send(json.dumps({"type": kind, **fields}))
@@ -122,11 +203,11 @@ class Session:
         followed = live.debate_id in self.last
         if live.ephemeral:
             if followed:
-                await self.send(live.body)
+                await self.send(live.body, live.frame)
             return False
         if not followed:
             if self.firehose and self._may_see(live):
-                await self.send(live.body)
+                await self.send(live.body, live.frame)
             return False
         last = self.last[live.debate_id]
         if live.seq <= last:
@@ -134,7 +215,7 @@ class Session:
         if live.seq > last + 1:  # missed on the bus: committed, so the read model has it
             ended = await self.catch_up(live.debate_id)
         else:
-            await self.send(live.body)
+            await self.send(live.body, live.frame)
             self.last[live.debate_id] = live.seq
             ended = live.terminal
         return await self.ended(live.debate_id) if ended else False
@@ -168,9 +249,7 @@ class Session:
                     message = None
                 if not isinstance(message, dict):
                     message = {"type": "_invalid"}
-                try:
-                    self.sub.control.put_nowait(message)
-                except asyncio.QueueFull:
+                if not self.sub.put_message(message):
                     self.sub.ask_to_close(1008, "too many messages not yet answered")
                     return
         except WebSocketDisconnect:
