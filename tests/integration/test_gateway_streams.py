@@ -51,7 +51,7 @@ async def test_ws_replays_after_since_then_streams_live_without_gap_or_duplicate
     with await gateway.client.websocket_connect(f"/ws/debates/{debate_id}?since=3") as ws:
         # Published while the stream replays 4..8: the rest arrives live.
         await gateway.publish(events[8:])
-        received, code = receive_until_closed(ws)
+        received, code = await asyncio.to_thread(receive_until_closed, ws)
 
     assert [e["seq"] for e in received] == list(range(4, n + 1))
     assert all(e["debate_id"] == debate_id for e in received)
@@ -88,7 +88,7 @@ async def test_ws_forwards_token_deltas_live_but_never_stores_them(gateway: Gate
         await gateway.nats.nc.flush()
         live = [json.loads(ws.receive_text(timeout=5)) for _ in sent]  # before the end
         await gateway.publish(events[8:])
-        rest, code = receive_until_closed(ws)
+        rest, code = await asyncio.to_thread(receive_until_closed, ws)
 
     received = [*live, *rest]
     deltas = [f for f in received if f["type"] == "agent.token_delta"]

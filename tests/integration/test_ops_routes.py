@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import UTC, datetime
@@ -87,7 +88,7 @@ async def test_ws_stats_counts_connections_per_debate_and_messages(gateway: Gate
         # (the test client's socket blocks this loop: read the counters the route serves)
         live = gateway.deps.hub.stats.view(settings.api_port, settings.ws_port)
         await gateway.publish(events[3:])
-        received, code = receive_until_closed(ws)
+        received, code = await asyncio.to_thread(receive_until_closed, ws)
     assert code == 1000 and len(received) == len(events) - 3
     assert live["connections"] == 1
     assert live["debates"] == [{"debate_id": debate_id, "connections": 1}]

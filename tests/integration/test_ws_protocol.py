@@ -4,6 +4,7 @@ read model (each replica's streams see events the other projected)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
@@ -335,8 +336,9 @@ async def test_two_replicas_share_the_read_model_and_stream_every_event(
             await two.client.websocket_connect(f"/ws/debates/{debate_id}?since=2") as ws2,
         ):
             await one.publish(events[4:])
-            got1, code1 = frames(ws1)
-            got2, code2 = frames(ws2)
+            # Both projectors run on this test's loop: read in threads, not blocking it.
+            got1, code1 = await asyncio.to_thread(frames, ws1, 10.0)
+            got2, code2 = await asyncio.to_thread(frames, ws2, 10.0)
         assert [e["seq"] for e in got1] == list(range(1, len(events) + 1)) and code1 == 1000
         assert [e["seq"] for e in got2] == list(range(3, len(events) + 1)) and code2 == 1000
         view1, view2 = await one.view(debate_id), await two.view(debate_id)

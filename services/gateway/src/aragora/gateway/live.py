@@ -117,8 +117,17 @@ class Subscription:
 
     def _wake(self) -> None:
         waiter = self._waiter
-        if waiter is not None and not waiter.done():
+        if waiter is None or waiter.done():
+            return
+        loop = waiter.get_loop()
+        try:
+            here = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        if here is loop:
             waiter.set_result(None)
+        else:  # published from another thread's loop (the tests' ASGI client does this)
+            loop.call_soon_threadsafe(_expire, waiter)
 
     def _parked(self) -> bool:
         """The sending loop waits in :meth:`next` with nothing before it: an event can be
