@@ -78,7 +78,7 @@ def _proxied() -> bool:
     return any(key.lower() in _PROXY_VARS and value for key, value in os.environ.items())
 
 
-MAX_SHARDS = 8
+MAX_SHARDS = 32
 
 
 class ShardedTransport(httpx.AsyncBaseTransport):
