@@ -101,6 +101,13 @@ class Subscription:
         self.deliver_now: Callable[[LiveEvent], bool] | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._delivered = False  # deliver_now sent something while next() waited
+        # The loop of the connection's sending loop: a publisher on another thread's loop
+        # (the tests' ASGI client runs streams on a thread of its own) hands its pushes
+        # over, so check-then-wait in next() never races a push from another thread.
+        self.loop = asyncio._get_running_loop()
+
+    def _foreign(self) -> bool:
+        return self.loop is not None and asyncio._get_running_loop() is not self.loop
 
     @property
     def debate_id(self) -> str | None:
@@ -155,6 +162,9 @@ class Subscription:
 
     def push(self, event: LiveEvent) -> None:
         """Queue an event; a full queue marks the client slow (closed with 1013)."""
+        if self._foreign():
+            self.loop.call_soon_threadsafe(self.push, event)  # type: ignore[union-attr]
+            return
         if self._delivered_now(event):
             return
         if len(self.events) >= self.limit:
@@ -165,6 +175,9 @@ class Subscription:
 
     def push_ephemeral(self, event: LiveEvent) -> None:
         """Queue a token delta unless the queue is full (then the client misses it)."""
+        if self._foreign():
+            self.loop.call_soon_threadsafe(self.push_ephemeral, event)  # type: ignore[union-attr]
+            return
         if self._delivered_now(event):
             return
         if len(self.events) < self.limit:
@@ -180,6 +193,9 @@ class Subscription:
         return True
 
     def ask_to_close(self, code: int, reason: str) -> None:
+        if self._foreign():
+            self.loop.call_soon_threadsafe(self.ask_to_close, code, reason)  # type: ignore[union-attr]
+            return
         if not self.closing:
             self.close_code, self.close_reason = code, reason
             self.closing = True
