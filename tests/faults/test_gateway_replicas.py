@@ -1,8 +1,12 @@
 """Two gateway replicas sharing one read model (PostgreSQL) and one NATS: each projects
 every event with its own consumer, so a WebSocket on either sees every event.
 
-Runs in the serial tier: in the parallel integration run it twice saw no live event for
-10 s (2 of 3 fresh clones, never alone in 12 runs); see the session notes.
+It runs in the serial tier: in the parallel integration run it twice saw no live event for
+over 10 s. The cause found: the tests' ASGI client runs each WebSocket on a thread and loop
+of its own while the projector publishes from the test's loop, and a push could land
+between the stream's empty-queue check and its wait (a 15 s stall until the heartbeat).
+Pushes from another loop are now handed to the connection's own loop (``live.py``); in a
+real server everything runs on one loop.
 """
 
 from __future__ import annotations
