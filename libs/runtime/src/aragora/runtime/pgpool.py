@@ -1,13 +1,17 @@
-"""A psycopg connection pool on ``ARAGORA_DATABASE_URL`` for the services' own tables."""
+"""The services' own tables: a psycopg pool on ``ARAGORA_DATABASE_URL``, and the SQLite
+transaction of the embedded default."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 import weakref
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from aragora.runtime.settings import Settings
 
+T = TypeVar("T")
 IDLE_CHECK_SECONDS = 2.0
 _returned: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
 
@@ -53,3 +57,17 @@ def open_pool(
         check=_check_if_idle,
         reset=_mark_returned,
     )
+
+
+def sqlite_transaction(conn: sqlite3.Connection, work: Callable[[Any], T]) -> T:
+    """``work(cursor)`` in one ``BEGIN IMMEDIATE`` transaction (the writer lock up front, so
+    two writers queue instead of failing on upgrade); rolled back if it raises."""
+    cur = conn.cursor()
+    cur.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(cur)
+    except BaseException:
+        cur.execute("ROLLBACK")
+        raise
+    cur.execute("COMMIT")
+    return result

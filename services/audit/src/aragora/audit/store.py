@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from aragora.audit import chain
 from aragora.contracts.security import AuditEntry, AuditQuery, SecurityEvent
-from aragora.runtime.pgpool import open_pool
+from aragora.runtime.pgpool import open_pool, sqlite_transaction
 from aragora.runtime.settings import Settings
 
 T = TypeVar("T")
@@ -97,15 +97,7 @@ class AuditStore:
                 return work(cur)
         assert self._sqlite is not None
         with self._lock:
-            cur = self._sqlite.cursor()
-            cur.execute("BEGIN IMMEDIATE")
-            try:
-                result = work(cur)
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            cur.execute("COMMIT")
-            return result
+            return sqlite_transaction(self._sqlite, work)
 
     def _q(self, sql: str) -> str:
         return sql.replace("?", "%s") if self.postgres else sql

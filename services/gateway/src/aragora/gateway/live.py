@@ -72,9 +72,6 @@ class Closing(Exception):
         self.reason = reason
 
 
-ShuttingDown = Closing  # the name older code and tests use
-
-
 class Subscription:
     """One WebSocket connection's queue, following one or more debates (``None``: all).
 
@@ -108,11 +105,6 @@ class Subscription:
 
     def _foreign(self) -> bool:
         return self.loop is not None and asyncio._get_running_loop() is not self.loop
-
-    @property
-    def debate_id(self) -> str | None:
-        """The one debate followed (or None), for code that follows a single debate."""
-        return next(iter(self.keys), None)
 
     def follow(self, debate_id: str | None) -> None:
         self.keys.add(debate_id)
@@ -237,11 +229,6 @@ class Subscription:
                 return None
             self._delivered = False  # not idle: events went out meanwhile; wait again
 
-    async def get(self, timeout: float) -> LiveEvent | None:
-        """The next event (client messages are not read by this older, one-debate API)."""
-        item = await self.next(timeout)
-        return item if isinstance(item, LiveEvent) else None
-
     def close(self) -> None:
         for key in list(self.keys):
             self.hub._drop(key, self)
@@ -273,15 +260,6 @@ class LiveHub:
         if address:
             self.by_address[address] += 1
         return sub
-
-    def subscribe(self, debate_id: str | None) -> Subscription:
-        """``debate_id=None`` follows every debate (the firehose)."""
-        sub = self.connect()
-        sub.follow(debate_id)
-        return sub
-
-    def unsubscribe(self, sub: Subscription) -> None:
-        sub.close()
 
     def _drop(self, key: str | None, sub: Subscription) -> None:
         subs = self._subs.get(key)

@@ -34,7 +34,7 @@ from aragora.contracts.messages import (
 )
 from aragora.gateway import accounts, errors, leaderboard, projection, usage
 from aragora.gateway.projection import View
-from aragora.runtime.pgpool import open_pool
+from aragora.runtime.pgpool import open_pool, sqlite_transaction
 from aragora.runtime.settings import Settings
 
 T = TypeVar("T")
@@ -121,15 +121,7 @@ class ReadModel:
             with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
                 return work(_PgCursor(cur))
         assert self._sqlite is not None
-        cur = self._sqlite.cursor()
-        cur.execute("BEGIN IMMEDIATE")
-        try:
-            result = work(cur)
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
-        cur.execute("COMMIT")
-        return result
+        return sqlite_transaction(self._sqlite, work)
 
     def _read_now(self, work: Callable[[Any], T]) -> T:
         """Run read-only ``work(cursor)`` without a transaction (worker thread only):

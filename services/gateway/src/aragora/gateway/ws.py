@@ -354,7 +354,7 @@ async def _authenticate_first_message(socket: Socket, deps: Deps) -> Identity | 
     return identity
 
 
-async def _refusal(deps: Deps, address: str) -> tuple[int, str] | None:
+def _refusal(deps: Deps, address: str) -> tuple[int, str] | None:
     settings = deps.settings
     if deps.hub.connections >= settings.ws_max_connections:
         return 1013, "server at its WebSocket connection limit; retry later"
@@ -366,7 +366,7 @@ async def _refusal(deps: Deps, address: str) -> tuple[int, str] | None:
 async def serve(socket: Socket, deps: Deps, debate_id: str | None, since: int) -> None:
     stats, port = deps.hub.stats, _port(socket)
     address = resolve_caller(socket.scope, deps.ratelimit.policy).ip if deps.ratelimit else ""
-    refusal = await _refusal(deps, address)
+    refusal = _refusal(deps, address)
     await socket.accept()
     if refusal is not None:
         stats.refused += 1
